@@ -1,0 +1,79 @@
+"""Shared fixtures: tiny random causal LMs built from transformers configs, with a real
+word-level tokenizer, so tests of model plumbing need no downloaded weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+WORDS = (
+    "the a an of to and in is was it that for on with as by at from this be are or "
+    "cat dog bird fish tree river city house king queen man woman child light dark sun "
+    "moon star water fire earth wind stone gold red blue green small large old new "
+    "runs walks sings sees finds makes takes gives tells knows loves fears . , ? !"
+).split()
+SPECIAL = ["<pad>", "<unk>", "<s>", "</s>"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<s> {{ m['role'] }} : {{ m['content'] }} </s> {% endfor %}"
+    "{% if add_generation_prompt %}<s> assistant : {% endif %}"
+)
+
+
+def make_tokenizer(padding_side: str = "right"):
+    """A real fast tokenizer (word level, whitespace split) over a ~90-word vocabulary."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(SPECIAL + WORDS)}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
+        eos_token="</s>", padding_side=padding_side,
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    tok.model_max_length = 64
+    return tok
+
+
+def make_model(arch: str = "llama", vocab_size: int | None = None, seed: int = 0):
+    """A tiny randomly initialised causal LM of the given architecture (eval mode, fp32)."""
+    from transformers import AutoModelForCausalLM
+
+    vocab_size = vocab_size or len(SPECIAL) + len(WORDS)
+    common = dict(vocab_size=vocab_size, pad_token_id=0, bos_token_id=2, eos_token_id=3)
+    if arch == "llama":
+        from transformers import LlamaConfig
+        cfg = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                          num_attention_heads=4, num_key_value_heads=2,
+                          max_position_embeddings=64, **common)
+    elif arch == "gemma3":
+        from transformers import Gemma3TextConfig
+        cfg = Gemma3TextConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                               num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+                               max_position_embeddings=64, sliding_window=8, **common)
+    elif arch == "gpt2":
+        from transformers import GPT2Config
+        cfg = GPT2Config(n_embd=32, n_layer=3, n_head=4, n_positions=64, **common)
+    else:
+        raise ValueError(arch)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cfg)
+    return model.eval()
+
+
+@pytest.fixture
+def tiny_tokenizer():
+    return make_tokenizer()
+
+
+@pytest.fixture(params=["llama", "gemma3", "gpt2"])
+def tiny_arch(request):
+    return request.param
+
+
+@pytest.fixture
+def tiny_lm():
+    """(model, tokenizer) for a tiny llama."""
+    return make_model("llama"), make_tokenizer()
