@@ -1,0 +1,162 @@
+"""Command line: maps each command to a study; nothing else lives here.
+
+Errors a user can act on print as one line and exit with code 2 (``--debug`` shows the
+traceback). Heavy libraries are imported inside the commands, so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import __version__
+from .errors import CollapsekitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="collapsekit: measure collapse in language models.")
+STATE = {"debug": False}
+
+Out = typer.Option(None, "--out", help="results folder (default: a folder named after the command)")
+Json = typer.Option(False, "--json", help="print metrics.json to stdout when done")
+Resume = typer.Option(False, "--resume", help="continue a run in --out made with the same config")
+Force = typer.Option(False, "--force", help="overwrite a run in --out made with another config")
+Model = typer.Option("embedded:smollm2-135m-instruct", "--model",
+                     help="embedded:NAME, a .gguf file, a Hugging Face folder or a hub id")
+Seed = typer.Option(0, "--seed", help="random seed (same seed, same numbers)")
+Device = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1, mps")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _finish(out: Path, as_json: bool, console) -> None:
+    if as_json:
+        sys.stdout.write((out / "metrics.json").read_text() + "\n")
+    console.print(f"[bold green]done[/]: {out / 'index.html'} and {out / 'metrics.json'}")
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors"),
+          version: bool = typer.Option(False, "--version", help="print the version and exit")):
+    STATE["debug"] = debug
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.command()
+def scan(model: str = Model, out: Optional[Path] = Out, quick: bool = typer.Option(
+             False, "--quick", help="smaller run (k=4, short samples, 48 human texts)"),
+         prompts: str = typer.Option("bundled", "--prompts", help="prompt file or 'bundled'"),
+         k: Optional[int] = typer.Option(None, "--k", help="samples per prompt"),
+         n_prompts: Optional[int] = typer.Option(None, "--n-prompts", help="use the first N"),
+         temperature: float = typer.Option(1.0, "--temperature"),
+         top_p: float = typer.Option(1.0, "--top-p"), top_k: int = typer.Option(0, "--top-k"),
+         max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens"),
+         human: str = typer.Option("wikipedia", "--human", help="news, wikipedia or kjv"),
+         seed: int = Seed, device: str = Device,
+         dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16, float16"),
+         resume: bool = Resume, force: bool = Force, as_json: bool = Json):
+    """Geometry + diversity of one model, with a human baseline, into one report."""
+    from .studies.scan import ScanConfig, run_scan
+
+    opts = dict(model=model, prompts=prompts, temperature=temperature, top_p=top_p,
+                top_k=top_k, human_source=human, seed=seed, device=device, dtype=dtype)
+    opts.update({key: v for key, v in (("k", k), ("max_new_tokens", max_new_tokens))
+                 if v is not None})
+    if quick:
+        cfg, n_prompts = ScanConfig.quick(**opts), n_prompts or 12
+    else:
+        cfg = ScanConfig(**opts)
+    out = out or Path("collapse-report")
+    console = _console()
+    run_scan(cfg, out, resume=resume, force=force, n_prompts=n_prompts, console=console)
+    _finish(out, as_json, console)
+
+
+@app.command()
+def geometry(model: str = Model,
+             texts: Optional[Path] = typer.Option(None, "--texts", help="one text per line, or JSONL"),
+             human: str = typer.Option("wikipedia", "--human",
+                                       help="bundled human text when --texts is not given"),
+             n: int = typer.Option(256, "--n", help="number of texts to use"),
+             max_length: int = typer.Option(256, "--max-length", help="tokens per text"),
+             batch_size: int = typer.Option(8, "--batch-size"),
+             device: str = Device, out: Optional[Path] = Out, resume: bool = Resume,
+             force: bool = Force, as_json: bool = Json):
+    """Per-layer representation geometry of a model on a text file (streamed)."""
+    from .studies.geometry import run_geometry
+
+    out = out or Path("collapse-geometry")
+    console = _console()
+    run_geometry(model, out, texts=texts, human=human, n=n, max_length=max_length,
+                 batch_size=batch_size, device=device, resume=resume, force=force,
+                 console=console)
+    _finish(out, as_json, console)
+
+
+@app.command()
+def diversity(samples: Optional[Path] = typer.Option(
+                  None, "--samples", help="JSONL with 'text' and 'prompt_id' per line"),
+              model: Optional[str] = typer.Option(None, "--model", help="sample this model"),
+              prompts: str = typer.Option("bundled", "--prompts", help="prompt file or 'bundled'"),
+              k: int = typer.Option(8, "--k"), temperature: float = typer.Option(1.0, "--temperature"),
+              top_p: float = typer.Option(1.0, "--top-p"), top_k: int = typer.Option(0, "--top-k"),
+              max_new_tokens: int = typer.Option(48, "--max-new-tokens"), seed: int = Seed,
+              device: str = Device, out: Optional[Path] = Out, resume: bool = Resume,
+              force: bool = Force, as_json: bool = Json):
+    """Output diversity of samples: from a file (--samples) or by sampling (--model)."""
+    from .studies.diversity import run_diversity
+
+    if (samples is None) == (model is None):
+        raise CollapsekitError("give exactly one of --samples FILE or --model SPEC")
+    out = out or Path("collapse-diversity")
+    console = _console()
+    run_diversity(out, samples=samples, model=model, prompts=prompts, k=k,
+                  decoding=dict(temperature=temperature, top_p=top_p, top_k=top_k,
+                                max_new_tokens=max_new_tokens),
+                  seed=seed, device=device, resume=resume, force=force, console=console)
+    _finish(out, as_json, console)
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a results folder")):
+    """(Re)render index.html and plots of a results folder."""
+    from .report.html import render
+
+    typer.echo(str(render(run_dir)))
+
+
+def main() -> None:
+    """Entry point: one-line errors with exit code 2 unless --debug."""
+    import click
+
+    try:
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except click.ClickException as exc:  # usage errors: click's own message, exit 2
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        typer.echo("interrupted: what was written is kept; rerun with --resume to continue",
+                   err=True)
+        sys.exit(130)
+    except (CollapsekitError, ValueError, OSError) as exc:
+        if STATE["debug"]:
+            raise
+        if isinstance(exc, OSError) and not isinstance(exc, CollapsekitError):
+            # disk full, permissions: results written so far stay valid
+            exc = f"{exc.strerror or exc} ({exc.filename or ''}); free space or fix " \
+                  "permissions, then rerun with --resume"
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""Reading user files: prompts, texts and samples, with errors that name the file and line."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+from .errors import InputFileError
+
+BUNDLED_PROMPTS = "bundled"
+
+
+def _read_text(path: str | Path) -> str:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InputFileError(f"{path} does not exist or is not a file: check the path")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"{path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8"
+                             ) from exc
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Objects of a JSON-lines file; blank lines are skipped."""
+    rows = []
+    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(f"{path}, line {lineno}: not valid JSON ({exc.msg}): fix or "
+                                 "remove that line") from exc
+        if not isinstance(obj, dict):
+            raise InputFileError(f"{path}, line {lineno}: expected a JSON object, got "
+                                 f"{type(obj).__name__}")
+        rows.append(obj)
+    return rows
+
+
+def read_texts(path: str | Path, *, field: str = "text") -> list[str]:
+    """Texts from a ``.jsonl`` file (one object per line with ``field``, or ``"prompt"`` for
+    prompt files) or a plain text file (one text per line; blank lines and lines starting
+    with ``#`` are skipped). An empty result is an error."""
+    path = Path(path).expanduser()
+    if path.suffix == ".jsonl":
+        texts = []
+        for i, row in enumerate(read_jsonl(path), start=1):
+            value = row.get(field, row.get("prompt", row.get("text")))
+            if not isinstance(value, str):
+                raise InputFileError(f"{path}, record {i}: no string field {field!r}")
+            texts.append(value)
+    else:
+        texts = [ln.strip() for ln in _read_text(path).splitlines()
+                 if ln.strip() and not ln.lstrip().startswith("#")]
+    if not texts:
+        raise InputFileError(f"{path} holds no texts: write one per line (or JSONL with a "
+                             f"{field!r} field)")
+    return texts
+
+
+def read_prompts(path: str | Path = BUNDLED_PROMPTS) -> list[str]:
+    """Prompts from a file, or collapsekit's bundled open-ended prompts for ``"bundled"``."""
+    if str(path) == BUNDLED_PROMPTS:
+        text = resources.files("collapsekit.data").joinpath("prompts.txt").read_text("utf-8")
+        return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    return read_texts(path, field="prompt")
+
+
+def read_samples(path: str | Path) -> dict[str, list[str]]:
+    """Model samples grouped by prompt from a JSONL file with ``text`` and ``prompt_id`` (or
+    ``prompt``) fields — the format ``collapsekit scan`` writes to ``samples.jsonl``."""
+    groups: dict[str, list[str]] = {}
+    for i, row in enumerate(read_jsonl(path), start=1):
+        text = row.get("text")
+        key = row.get("prompt_id", row.get("prompt"))
+        if not isinstance(text, str) or key is None:
+            raise InputFileError(f"{path}, record {i}: needs a string 'text' and a 'prompt_id' "
+                                 "or 'prompt' field")
+        groups.setdefault(str(key), []).append(text)
+    if not groups:
+        raise InputFileError(f"{path} holds no samples")
+    return groups

@@ -1,0 +1,183 @@
+"""Figures for the HTML report: PNG bytes from plain data, one consistent style.
+
+matplotlib is imported inside the functions and drawn with the Agg canvas through the
+object-oriented API (``Figure`` + ``FigureCanvasAgg``): no pyplot, no global backend
+switch, so rendering a report inside a notebook does not disturb the user's plots.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import numbers
+
+DPI = 110
+# Okabe & Ito (2008) colour-blind-safe palette, strongest contrasts first (yellow last).
+COLORS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#000000",
+          "#F0E442")
+LINESTYLES = ("-", "--", ":", "-.")
+STYLE = {
+    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8.5,
+    "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.grid": True, "grid.alpha": 0.3,
+    "grid.linewidth": 0.6, "axes.spines.top": False, "axes.spines.right": False,
+    "lines.linewidth": 1.8, "lines.markersize": 4, "legend.frameon": False,
+    "image.cmap": "viridis", "text.parse_math": False,  # labels may hold '$' from users
+    "svg.fonttype": "none",
+}
+# label: axis text; collapse: the direction that means more collapse; doc: one line.
+METRIC_INFO = {
+    "rankme": {"label": "RankMe", "collapse": "low", "doc":
+               "exp of the entropy of the normalised singular values of the N×D "
+               "representations (Garrido et al. 2023); at most min(N, D)."},
+    "matrix_entropy_rank": {"label": "matrix-entropy rank", "collapse": "low", "doc":
+                            "exp of the entropy of the normalised covariance eigenvalues "
+                            "(effective rank, Roy & Vetterli 2007)."},
+    "anisotropy": {"label": "anisotropy (mean cosine)", "collapse": "high", "doc":
+                   "mean cosine similarity over all distinct pairs of representations "
+                   "(Ethayarajh 2019); 1 = all vectors point the same way."},
+    "participation_ratio": {"label": "participation ratio", "collapse": "low", "doc":
+                            "(Σλ)² / Σλ² of the covariance eigenvalues: the number of "
+                            "dimensions the variance is spread over."},
+    "alpha_req": {"label": "α-ReQ (spectral decay)", "collapse": "high", "doc":
+                  "power-law exponent of the eigenvalue decay (Agarwal et al. 2022); "
+                  "larger α = variance in fewer directions."},
+    "distinct_1": {"label": "distinct-1", "collapse": "low", "doc":
+                   "unique unigrams / all unigrams over the samples (Li et al. 2016)."},
+    "distinct_2": {"label": "distinct-2", "collapse": "low", "doc":
+                   "unique bigrams / all bigrams over the samples (Li et al. 2016)."},
+    "distinct_3": {"label": "distinct-3", "collapse": "low", "doc":
+                   "unique trigrams / all trigrams over the samples (Li et al. 2016)."},
+    "mean_pairwise_cosine": {"label": "mean pairwise cosine", "collapse": "high", "doc":
+                             "mean cosine similarity between the sample embeddings; "
+                             "1 = every sample means the same."},
+    "semantic_spread": {"label": "semantic spread", "collapse": "low", "doc":
+                        "how far the sample embeddings spread around their mean; "
+                        "0 = every sample means the same."},
+    "vendi_score": {"label": "Vendi score", "collapse": "low", "doc":
+                    "exp of the entropy of the eigenvalues of K/n (Friedman & Dieng "
+                    "2023): the effective number of distinct samples."},
+    "self_bleu": {"label": "Self-BLEU", "collapse": "high", "doc":
+                  "mean BLEU of each sample against all the others (Zhu et al. 2018); "
+                  "1 = the samples repeat each other."},
+}
+
+
+def metric_label(metric: str) -> str:
+    """Axis label: the metric's name and, where known, which direction means collapse."""
+    info = METRIC_INFO.get(metric)
+    if not info:
+        return metric
+    return f"{info['label']}  ({info['collapse']}er = more collapsed)"
+
+
+def _short(text, n=40) -> str:
+    text = str(text)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+@contextlib.contextmanager
+def _figure(width: float, height: float):
+    """Yield (figure, buffer); on exit the figure is drawn as PNG into the buffer."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    buf = io.BytesIO()
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(width, height), layout="constrained")
+        FigureCanvasAgg(fig)
+        yield fig, buf
+        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+
+
+def _axis(values) -> tuple[list, list | None]:
+    """Numeric positions for x values and tick labels when they are not all numbers."""
+    if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+        return list(values), None
+    order = list(dict.fromkeys(map(str, values)))
+    return [order.index(str(v)) for v in values], order
+
+
+def line_plot(series: dict, *, metric: str, x_label: str, title: str) -> bytes:
+    """One line per series ``{label: {"x", "y", "lo"?, "hi"?}}`` with an optional band."""
+    from matplotlib.ticker import MaxNLocator
+
+    allx = [x for s in series.values() for x in s["x"]]
+    _, ticks = _axis(allx)
+    with _figure(7.0 if len(series) <= 4 else 8.6, 3.8) as (fig, buf):
+        ax = fig.subplots()
+        for i, (label, s) in enumerate(series.items()):
+            xs = [ticks.index(str(x)) for x in s["x"]] if ticks else s["x"]
+            style = dict(color=COLORS[i % len(COLORS)],
+                         linestyle=LINESTYLES[i // len(COLORS) % len(LINESTYLES)])
+            ax.plot(xs, s["y"], marker="o" if len(xs) <= 40 else None,
+                    label=_short(label) if label else None, **style)
+            if s.get("lo") is not None:
+                ax.fill_between(xs, s["lo"], s["hi"], color=style["color"], alpha=0.18,
+                                linewidth=0)
+        if ticks:
+            ax.set_xticks(range(len(ticks)), [_short(t, 12) for t in ticks])
+        elif all(float(x).is_integer() for x in allx):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set(xlabel=x_label, ylabel=metric_label(metric), title=_short(title, 90))
+        if len(series) > 4:
+            ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+        elif any(series):
+            ax.legend()
+    return buf.getvalue()
+
+
+def heatmap(panels: dict, *, metric: str, row_label: str, col_label: str,
+            title: str) -> bytes:
+    """One heatmap per panel ``{label: (matrix, row_ticks, col_ticks)}`` (NaN = blank),
+    sharing one colour scale."""
+    import numpy as np
+
+    mats = [np.asarray(m, dtype=np.float64) for m, _, _ in panels.values()]
+    finite = np.concatenate([m[np.isfinite(m)] for m in mats])
+    lo, hi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+    rows, cols = mats[0].shape
+    width = min(4.0 + len(panels) * (0.9 + 0.42 * cols), 14.0)
+    with _figure(width, min(max(2.8, 1.4 + 0.3 * rows), 10.0)) as (fig, buf):
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, (label, (_, rt, ct)), m in zip(axes, panels.items(), mats):
+            im = ax.imshow(m, aspect="auto", vmin=lo, vmax=hi, interpolation="nearest")
+            ax.grid(False)
+            ax.set_xticks(range(m.shape[1]), [_short(t, 8) for t in ct])
+            ax.set_yticks(range(m.shape[0]), [_short(t, 8) for t in rt])
+            ax.set(xlabel=col_label, ylabel=row_label, title=_short(label, 40) or None)
+            if m.size <= 160:
+                for (r, c), v in np.ndenumerate(m):
+                    if np.isfinite(v):
+                        dark = (v - lo) / ((hi - lo) or 1.0) < 0.55
+                        ax.text(c, r, f"{v:.2g}", ha="center", va="center", fontsize=7,
+                                color="white" if dark else "black")
+        cbar = fig.colorbar(im, ax=list(axes), shrink=0.9)
+        cbar.set_label(metric_label(metric))
+        fig.suptitle(_short(title, 90), fontsize=STYLE["axes.titlesize"])
+    return buf.getvalue()
+
+
+def strip_plot(groups: dict, *, metric: str, title: str) -> bytes:
+    """Per-item values (e.g. one per prompt) as jittered points per group ``{label: [v]}``,
+    the mean marked with a black bar and its value."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    with _figure(7.0, 1.5 + 0.62 * len(groups)) as (fig, buf):
+        ax = fig.subplots()
+        for i, (label, values) in enumerate(groups.items()):
+            v = np.asarray(values, dtype=np.float64)
+            y = i + rng.uniform(-0.16, 0.16, v.size)
+            ax.scatter(v, y, s=16, color=COLORS[i % len(COLORS)],
+                       alpha=0.75 if v.size <= 200 else 0.35, linewidths=0, zorder=3)
+            mean = v.mean()
+            ax.plot([mean, mean], [i - 0.3, i + 0.3], color="black", linewidth=2.2)
+            ax.annotate(f"mean {mean:.3g}  (n={v.size})", (mean, i - 0.32), fontsize=8,
+                        ha="center", va="bottom",
+                        bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))
+        ax.set_yticks(range(len(groups)), [_short(g, 24) or "all" for g in groups])
+        ax.set_ylim(len(groups) - 0.4, -0.75)  # first group on top
+        ax.grid(axis="y", visible=False)
+        ax.set(xlabel=metric_label(metric), title=_short(title, 90))
+    return buf.getvalue()

@@ -1,0 +1,388 @@
+"""Results folders: ``metrics.json`` (flat records + run metadata), tables, timings.
+
+A run folder holds what collapsekit wrote and nothing it did not:
+
+- ``metrics.json``: ``{collapsekit_version, study, created, finished, config, config_hash,
+  seeds, model, packages, timings, tables, files, records, ...meta}``. ``records`` is a flat
+  list of ``{metric, value, study, ...scope}`` (scope: layer, head, model, prompt_id,
+  generation, seed, ci_low, ci_high, section, note, ...). JSON has no NaN or infinity:
+  a non-finite number (value or scope) is written as ``null``. numpy scalars become Python
+  numbers. The file is rewritten atomically (temp file + ``os.replace``) by :meth:`Run.write`.
+- ``tables/<name>.parquet`` and ``tables/<name>.csv`` (same content; Parquet keeps types,
+  CSV is for people without pyarrow; nested cells are JSON text in the CSV; non-finite
+  numbers are null in both).
+- ``index.html`` and ``plots/*.png`` from :func:`collapsekit.report.html.render`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import math
+import numbers
+import os
+import platform
+import re
+import time
+from importlib import metadata
+from pathlib import Path
+
+from collapsekit import __version__
+from collapsekit.errors import InputFileError, RunDirError
+
+METRICS = "metrics.json"
+REPORT = "index.html"
+# Fields that annotate a record rather than identify it: re-adding a record that differs
+# only in these (or in value) replaces it.
+ANNOTATIONS = frozenset({"ci_low", "ci_high", "note"})
+_PACKAGES = ("numpy", "scipy", "torch", "transformers", "sentence-transformers",
+             "scikit-learn", "accelerate", "gguf", "safetensors", "pyarrow", "matplotlib")
+_RESERVED = frozenset({"collapsekit_version", "study", "created", "finished", "config",
+                       "config_hash", "packages", "timings", "tables", "files", "records"})
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def jsonable(x, where: str = "value"):
+    """``x`` as plain JSON data: numpy scalars/arrays to Python, non-finite floats to None,
+    tuples to lists, paths to str. Raises ValueError naming ``where`` for anything else."""
+    if x is None or isinstance(x, (bool, str)):
+        return x
+    if isinstance(x, numbers.Integral):
+        return int(x)
+    if isinstance(x, numbers.Real):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    if isinstance(x, os.PathLike):
+        return os.fspath(x)
+    if hasattr(x, "tolist") and hasattr(x, "dtype"):  # numpy scalar or array
+        return jsonable(x.tolist(), where)
+    if isinstance(x, dict):
+        return {str(k): jsonable(v, f"{where}.{k}") for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(x)]
+    raise ValueError(f"{where} is a {type(x).__name__}, which cannot be stored in JSON: "
+                     "pass numbers, strings, booleans, lists or dicts")
+
+
+def config_hash(config: dict) -> str:
+    """sha256 of the canonical JSON of ``config`` (sorted keys, no whitespace)."""
+    text = json.dumps(jsonable(config, "config"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _flat(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _diff_keys(old: dict, new: dict) -> list[str]:
+    a, b = _flat(old), _flat(new)
+    return sorted(k for k in a.keys() | b.keys() if a.get(k, ...) != b.get(k, ...))
+
+
+def _packages() -> dict:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then move the file over ``path``; no partial file remains."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def load_run(path) -> dict:
+    """The content of a run's ``metrics.json`` (``path``: the folder or the file)."""
+    path = Path(path)
+    file = path / METRICS if path.is_dir() else path
+    if not file.is_file():
+        raise InputFileError(f"{path} is not a collapsekit results folder (no {METRICS}): "
+                             "pass the --out folder of a finished or interrupted run")
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputFileError(f"{file} is not valid JSON ({e}): rerun the study with --force "
+                             "to rewrite it") from None
+    if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+        raise InputFileError(f"{file} has no list of records: it was not written by "
+                             "collapsekit; rerun the study with --force to rewrite it")
+    return data
+
+
+def read_table(run_dir, name: str) -> dict[str, list]:
+    """Columns of ``tables/<name>.parquet`` in a run folder, as ``{column: values}``."""
+    import pyarrow.parquet as pq
+
+    file = Path(run_dir) / "tables" / f"{name}.parquet"
+    if not file.is_file():
+        raise InputFileError(f"{file} does not exist: the run has no table {name!r} "
+                             "(see 'tables' in its metrics.json for the ones it has)")
+    try:
+        return pq.read_table(file).to_pydict()
+    except Exception as e:  # pyarrow raises several types for corrupt files
+        raise InputFileError(f"{file} is not a readable Parquet file ({e}): rerun the "
+                             "study with --force") from None
+
+
+def _record_key(rec: dict):
+    return tuple(sorted((k, json.dumps(v)) for k, v in rec.items()
+                        if k != "value" and k not in ANNOTATIONS))
+
+
+class Run:
+    """A results folder: metrics.json (records + metadata), tables, timings.
+
+    Opening a folder that already holds a run raises :class:`RunDirError` unless
+    ``resume`` (same config: existing records are kept, see :meth:`has`) or ``force``
+    (the files collapsekit wrote there are removed; nothing else is touched).
+    """
+
+    def __init__(self, out_dir, *, study: str, config: dict, resume=False, force=False):
+        if not isinstance(study, str) or not _NAME.fullmatch(study):
+            raise ValueError(f"study name {study!r} is not a plain name: use letters, "
+                             "digits, '_', '-' or '.'")
+        if not isinstance(config, dict):
+            raise ValueError(f"config is a {type(config).__name__}: pass a dict")
+        if resume and force:
+            raise ValueError("resume and force were both given: pass --resume to continue "
+                             "a run or --force to overwrite it, not both")
+        self.dir = Path(out_dir)
+        if self.dir.exists() and not self.dir.is_dir():
+            raise RunDirError(f"{self.dir} is a file, not a folder: choose another --out")
+        cfg = jsonable(config, "config")
+        self._data = {
+            "collapsekit_version": __version__, "study": study, "created": _now(),
+            "finished": None, "config": cfg, "config_hash": config_hash(cfg), "seeds": {},
+            "model": {}, "packages": _packages(), "timings": {}, "tables": {}, "files": [],
+            "records": [],
+        }
+        if (self.dir / METRICS).exists():
+            self._open_existing(resume, force)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._index = {_record_key(r): i for i, r in enumerate(self._data["records"])}
+        self.write()
+
+    def _open_existing(self, resume: bool, force: bool) -> None:
+        if force:
+            self._clear()
+            return
+        try:
+            old = load_run(self.dir)
+        except InputFileError as e:
+            raise RunDirError(f"{e}; or pass --force to overwrite it, or choose another "
+                              "--out") from None
+        new = self._data
+        if old.get("config_hash") != new["config_hash"] or old.get("study") != new["study"]:
+            diff = _diff_keys({"study": old.get("study"), **(old.get("config") or {})},
+                              {"study": new["study"], **new["config"]})
+            which = ", ".join(diff[:6]) + (", ..." if len(diff) > 6 else "") or "config"
+            raise RunDirError(
+                f"{self.dir} holds a run with a different config ({which}); pass --resume "
+                "to continue it only if the config is the same, --force to overwrite, or "
+                "choose another --out")
+        if not resume:
+            raise RunDirError(f"{self.dir} already holds a run with this config: pass "
+                              "--resume to continue it, --force to overwrite it, or choose "
+                              "another --out")
+        for key, value in old.items():
+            if key not in ("collapsekit_version", "packages", "finished"):
+                new[key] = value
+
+    def _clear(self) -> None:
+        """Remove the files collapsekit writes in a run folder (never anything else)."""
+        with contextlib.suppress(InputFileError):
+            for rel in load_run(self.dir).get("files", []):
+                target = (self.dir / rel).resolve()
+                if target.is_file() and self.dir.resolve() in target.parents:
+                    target.unlink()
+                    if target.parent != self.dir.resolve():
+                        with contextlib.suppress(OSError):  # only if now empty
+                            target.parent.rmdir()
+        for sub, patterns in (("tables", ("*.parquet", "*.csv")), ("plots", ("*.png",))):
+            for pattern in patterns:
+                for file in (self.dir / sub).glob(pattern):
+                    file.unlink()
+            with contextlib.suppress(OSError):  # only if now empty
+                (self.dir / sub).rmdir()
+        for name in (METRICS, REPORT):
+            with contextlib.suppress(FileNotFoundError):
+                (self.dir / name).unlink()
+
+    # records -------------------------------------------------------------------------
+    @property
+    def records(self) -> list[dict]:
+        return self._data["records"]
+
+    def add(self, metric: str, value, **scope) -> dict:
+        """Add ``{metric, value, study, **scope}``; replaces a record with the same metric
+        and scope (ci_low, ci_high and note do not count as scope). NaN/inf -> null."""
+        if not isinstance(metric, str) or not metric:
+            raise ValueError(f"metric name {metric!r} is not a non-empty string")
+        if "study" in scope:
+            raise ValueError("scope field 'study' is set by the run: remove it from add()")
+        try:
+            v = jsonable(value)
+        except ValueError:
+            v = ...
+        if isinstance(v, bool) or not (v is None or isinstance(v, (int, float))):
+            raise ValueError(f"value of {metric!r} is {value!r}: pass one real number "
+                             "(or None when it could not be computed)")
+        rec = {"metric": metric, "value": v, "study": self._data["study"]}
+        for k, v in scope.items():
+            v = jsonable(v, f"scope field {k!r} of {metric!r}")
+            if isinstance(v, (list, dict)):
+                raise ValueError(f"scope field {k!r} of {metric!r} is a {type(v).__name__}:"
+                                 " records are flat, pass a number or a string")
+            rec[k] = v
+        key = _record_key(rec)
+        if key in self._index:
+            self.records[self._index[key]] = rec
+        else:
+            self._index[key] = len(self.records)
+            self.records.append(rec)
+        return rec
+
+    def add_many(self, records) -> None:
+        """Add each ``{"metric": ..., "value": ..., **scope}`` dict (see :meth:`add`)."""
+        for i, rec in enumerate(records):
+            if not isinstance(rec, dict) or "metric" not in rec or "value" not in rec:
+                raise ValueError(f"record {i} is not a dict with 'metric' and 'value' keys")
+            rest = {k: v for k, v in rec.items() if k not in ("metric", "value")}
+            rest.pop("study", None)
+            self.add(rec["metric"], rec["value"], **rest)
+
+    def has(self, metric: str, **scope) -> bool:
+        """Whether a record of ``metric`` exists whose fields include all of ``scope``."""
+        want = jsonable(scope, "scope")
+        return any(r["metric"] == metric and all(r.get(k, ...) == v for k, v in want.items())
+                   for r in self.records)
+
+    # metadata ------------------------------------------------------------------------
+    def meta(self, **kv) -> None:
+        """Set run metadata. ``model=`` and ``seeds=`` dicts are merged into what is there;
+        other keys (e.g. ``samples_table="samples"``) are stored at the top level."""
+        for key, value in kv.items():
+            if key in _RESERVED:
+                raise ValueError(f"metadata key {key!r} is managed by the run: use another "
+                                 "name")
+            value = jsonable(value, f"metadata {key!r}")
+            old = self._data.get(key)
+            if key in ("model", "seeds") and isinstance(value, dict) and isinstance(old, dict):
+                old.update(value)
+            else:
+                self._data[key] = value
+
+    @contextlib.contextmanager
+    def timer(self, name: str):
+        """``with run.timer("sampling"):`` adds the elapsed seconds to ``timings[name]``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            timings = self._data["timings"]
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+    def path(self, relpath: str) -> Path:
+        """A path inside the run folder for a file a study writes itself (registered, so
+        ``force`` removes it later). Parent folders are created."""
+        target = (self.dir / relpath).resolve()
+        if self.dir.resolve() not in target.parents:
+            raise ValueError(f"{relpath!r} points outside the run folder: pass a relative "
+                             "path such as 'samples/model.jsonl'")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        rel = target.relative_to(self.dir.resolve()).as_posix()
+        if rel not in self._data["files"]:
+            self._data["files"].append(rel)
+        return target
+
+    # tables --------------------------------------------------------------------------
+    def table(self, name: str, rows) -> Path:
+        """Write ``rows`` (list of dicts, or dict of equal-length columns) to
+        ``tables/<name>.parquet`` and ``tables/<name>.csv``; returns the Parquet path."""
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+        import pyarrow.parquet as pq
+
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            raise ValueError(f"table name {name!r} is not a plain name: use letters, digits,"
+                             " '_', '-' or '.'")
+        if isinstance(rows, dict):
+            lengths = {k: len(v) for k, v in rows.items()}
+            if len(set(lengths.values())) > 1:
+                raise ValueError(f"table {name!r} has columns of different lengths "
+                                 f"{lengths}: pass equal-length columns")
+            cols = {str(k): jsonable(list(v), f"table {name!r} column {k!r}")
+                    for k, v in rows.items()}
+        elif isinstance(rows, (list, tuple)) and all(isinstance(r, dict) for r in rows):
+            keys = list(dict.fromkeys(k for r in rows for k in r))
+            cols = {str(k): [jsonable(r.get(k), f"table {name!r} column {k!r}") for r in rows]
+                    for k in keys}
+        else:
+            raise ValueError(f"table {name!r}: pass a list of dicts or a dict of columns")
+        if not cols:
+            raise ValueError(f"table {name!r} has no columns: pass at least one column")
+        try:
+            tab = pa.table(cols)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+            raise ValueError(f"table {name!r} has a column of mixed types ({e}): give each "
+                             "column one type") from None
+        folder = self.dir / "tables"
+        folder.mkdir(exist_ok=True)
+        flat = pa.table({c: pa.array([None if v is None else json.dumps(v)
+                                      for v in tab[c].to_pylist()], pa.string())
+                         if pa.types.is_nested(tab[c].type) else tab[c]
+                         for c in tab.column_names})
+        out = folder / f"{name}.parquet"
+        atomic_write(out, lambda p: pq.write_table(tab, str(p)))
+        atomic_write(folder / f"{name}.csv", lambda p: pcsv.write_csv(flat, str(p)))
+        self._data["tables"][name] = {"parquet": f"tables/{name}.parquet",
+                                      "csv": f"tables/{name}.csv", "rows": tab.num_rows,
+                                      "columns": tab.column_names}
+        self.write()
+        return out
+
+    def read_table(self, name: str) -> dict[str, list]:
+        """Columns of a table written by :meth:`table`."""
+        return read_table(self.dir, name)
+
+    # persistence ---------------------------------------------------------------------
+    def write(self) -> Path:
+        """Write metrics.json atomically; call after every stage."""
+        head = {k: v for k, v in self._data.items() if k != "records"}
+        rows = [json.dumps(r, allow_nan=False, ensure_ascii=False) for r in self.records]
+        text = (json.dumps(head, indent=1, allow_nan=False, ensure_ascii=False)[:-2]
+                + ',\n "records": [' + ("\n  " + ",\n  ".join(rows) + "\n " if rows else "")
+                + "]\n}\n")  # one record per line
+        out = self.dir / METRICS
+        atomic_write(out, lambda p: p.write_text(text, encoding="utf-8"))
+        return out
+
+    def finish(self) -> Path:
+        """Stamp the finish time and write."""
+        self._data["finished"] = _now()
+        return self.write()
+
+    def to_dict(self) -> dict:
+        """The metrics.json content (a live view: do not modify)."""
+        return self._data
+

@@ -1,0 +1,83 @@
+"""``collapsekit scan``: the main job — geometry, diversity and a human baseline for one model.
+
+Stages, each written to the results folder as soon as it finishes, so an interrupted scan
+resumes (``--resume``) without recomputing: (1) load the model, (2) stream a slice of real
+human text through it and compute per-layer geometry, (3) sample k continuations of each
+prompt into ``samples.jsonl`` (a content-keyed cache: samples already written are reused),
+(4) embed samples and human texts and score diversity, (5) render the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..corpora import human_texts
+from ..io import read_prompts
+from ..models.registry import DEFAULT_MODEL
+from ..results import Run
+from . import diversity, geometry
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    model: str = DEFAULT_MODEL
+    prompts: str = "bundled"
+    k: int = 8
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 48
+    human_source: str = "wikipedia"
+    human_n: int = 256
+    max_length: int = 128
+    batch_size: int = 8
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+
+    @classmethod
+    def quick(cls, **overrides) -> "ScanConfig":
+        """A smaller scan for a first look or CI: 12 prompts' worth of work."""
+        base = dict(k=4, max_new_tokens=24, human_n=48, max_length=96)
+        return cls(**{**base, **overrides})
+
+    def validate(self) -> None:
+        if self.k < 2:
+            raise ValueError(f"k={self.k}: diversity needs at least 2 samples per prompt")
+        if self.human_n < 2:
+            raise ValueError(f"human_n={self.human_n}: geometry needs at least 2 texts")
+        if self.max_new_tokens < 1 or self.max_length < 8 or self.batch_size < 1:
+            raise ValueError("max_new_tokens ≥ 1, max_length ≥ 8 and batch_size ≥ 1 are needed")
+
+
+def run_scan(cfg: ScanConfig, out: str | Path, *, resume: bool = False, force: bool = False,
+             n_prompts: int | None = None, console=None) -> Path:
+    """Run every stage of the scan into ``out`` and return the path of ``index.html``."""
+    from ..models.registry import load_model
+    from ..models.sampling import Decoding
+    from ..report.html import render
+
+    cfg.validate()
+    prompts = read_prompts(cfg.prompts)[:n_prompts]
+    config = {**asdict(cfg), "n_prompts": len(prompts)}
+    run = Run(out, study="scan", config=config, resume=resume, force=force)
+    say = console.log if console else (lambda *a: None)
+
+    with run.timer("load_model"):
+        lm = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype, progress=say)
+    run.meta(model=lm.describe(), seeds=[cfg.seed])
+    say(f"loaded {cfg.model} ({lm.n_layers} layers, d={lm.hidden_size}) on {lm.device}")
+
+    human = human_texts(cfg.human_source, min_words=40)
+    geometry.stage(run, lm, human[:cfg.human_n], batch_size=cfg.batch_size,
+                   max_length=cfg.max_length, console=console, source=cfg.human_source)
+
+    decoding = Decoding(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                        max_new_tokens=cfg.max_new_tokens)
+    samples = diversity.sample_stage(run, lm, prompts, k=cfg.k, decoding=decoding,
+                                     seed=cfg.seed, console=console)
+    diversity.stage(run, diversity.group_samples(samples), human=human, seed=cfg.seed, prompts=dict(enumerate(prompts)))
+
+    run.finish()
+    return render(run.path)

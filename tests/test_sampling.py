@@ -1,0 +1,400 @@
+"""Sampling loop: determinism, KV-cache correctness against full forward passes, truncation
+sets, the resumable JSONL cache and input validation, on tiny random models."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_model, make_tokenizer
+
+from collapsekit.models.sampling import (Decoding, Sample, _draw, _stop_ids, sample, sample_key,
+                                         truncate_logits)
+
+PROMPTS = ["the cat runs", "a dog sees the moon", "king and queen"]
+STOP = 3  # conftest eos id
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return make_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def models():
+    return {a: make_model(a) for a in ("llama", "gemma3", "gpt2")}
+
+
+def count_calls(model):
+    """Forward-call counter; also records the input_ids of each prefill (length > 1)."""
+    log = {"calls": 0, "prefills": []}
+
+    def hook(module, args, kwargs):
+        log["calls"] += 1
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids.shape[1] > 1:
+            log["prefills"].append(ids[0].tolist())
+
+    return log, model.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+def prompt_ids(tok, text, chat=True):
+    if chat:
+        return tok.apply_chat_template([{"role": "user", "content": text}],
+                                       add_generation_prompt=True, tokenize=True,
+                                       return_dict=False)
+    return tok(text)["input_ids"]
+
+
+def full_logits(model, ids):
+    """float64 logits of every position from one forward pass without a KV cache."""
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([ids]), use_cache=False)
+    return out.logits[0].double()
+
+
+# ---- settings, keys, records -------------------------------------------------------------
+
+def test_decoding_key_is_canonical_json():
+    assert Decoding(temperature=1, top_p=1).key() == Decoding().key()
+    assert Decoding().key() == ('{"chat":true,"max_new_tokens":64,"temperature":1.0,'
+                                '"top_k":0,"top_p":1.0}')
+    assert Decoding(top_k=5).key() != Decoding().key()
+
+
+def test_sample_key_is_sha256_of_content():
+    d = Decoding(temperature=0.5)
+    blob = json.dumps(["m", "hi", d.key(), 7, 2])
+    assert sample_key("m", "hi", d, 7, 2) == hashlib.sha256(blob.encode()).hexdigest()
+    assert sample_key("m", "hi", d, 7, 3) != sample_key("m", "hi", d, 7, 2)
+
+
+def test_sample_roundtrip_and_bad_record():
+    s = Sample(key="k", prompt_id="p", prompt="x", sample_index=0, text="a", token_ids=[5, 3],
+               token_logprobs=[-1.0, -2.0], sampling_logprobs=[-0.5, -0.1],
+               finish_reason="eos", decoding=Decoding().__dict__, seed=0, model_key="m")
+    assert Sample.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+    d = s.to_dict()
+    del d["text"]
+    with pytest.raises(ValueError, match="missing fields"):
+        Sample.from_dict(d)
+    with pytest.raises(ValueError, match="finish_reason"):
+        Sample.from_dict({**s.to_dict(), "finish_reason": "stop"})
+    with pytest.raises(ValueError, match="length"):
+        Sample.from_dict({**s.to_dict(), "token_logprobs": [-1.0]})
+
+
+# ---- truncation and the draw -------------------------------------------------------------
+
+P = torch.tensor([0.4, 0.1, 0.3, 0.15, 0.05], dtype=torch.float64)
+
+
+def kept(logits):
+    return set(torch.nonzero(torch.isfinite(logits)).flatten().tolist())
+
+
+@pytest.mark.parametrize("top_k, top_p, expected", [
+    (0, 1.0, {0, 1, 2, 3, 4}),
+    (1, 1.0, {0}),
+    (2, 1.0, {0, 2}),
+    (5, 1.0, {0, 1, 2, 3, 4}),
+    (9, 1.0, {0, 1, 2, 3, 4}),
+    (0, 0.1, {0}),          # at least one token survives
+    (0, 0.4, {0}),          # 0.4 alone reaches p
+    (0, 0.65, {0, 2}),      # 0.4 + 0.3 = 0.7 >= 0.65
+    (0, 0.75, {0, 2, 3}),   # 0.7 < 0.75 <= 0.85
+    (0, 0.8, {0, 2, 3}),
+    (0, 0.99, {0, 1, 2, 3, 4}),
+    (3, 0.8, {0, 2}),       # renormalised over {0,2,3}: 0.4/0.85 + 0.3/0.85 = 0.82 >= 0.8
+])
+def test_truncation_keeps_expected_set(top_k, top_p, expected):
+    assert kept(truncate_logits(P.log(), top_k, top_p)) == expected
+
+
+def test_truncation_rows_ties_and_masked_tokens():
+    logits = torch.tensor([[1.0, 2.0, 2.0, 0.0], [0.0, -math.inf, 3.0, 1.0]])
+    out = truncate_logits(logits, top_k=1)
+    assert kept(out[0]) == {1, 2}           # ties with the k-th logit are kept
+    assert kept(out[1]) == {2}
+    assert torch.equal(out[0, 1:3], logits[0, 1:3])   # kept logits are untouched
+    # equal halves: the nucleus for p=0.5 is one token, the lower id (stable order)
+    assert kept(truncate_logits(torch.zeros(1, 2), top_p=0.5)) == {0}
+    assert kept(truncate_logits(logits[1:], top_p=0.99)) == {0, 2, 3}
+
+
+def test_draw_is_inverse_cdf():
+    probs = torch.tensor([0.25, 0.5, 0.25, 0.0], dtype=torch.float64)
+    logits = probs.log().expand(4, 4)
+    u = torch.tensor([0.1, 0.49, 0.6, 0.99], dtype=torch.float64)
+    # descending order (stable): token 1 covers [0, .5), token 0 [.5, .75), token 2 [.75, 1)
+    assert _draw(logits, u).tolist() == [1, 1, 0, 2]
+    n = 1000
+    grid = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    counts = torch.bincount(_draw(probs.log().expand(n, 4), grid), minlength=4)
+    assert counts.tolist() == [250, 500, 250, 0]
+    # u just below 1 never lands on a zero-probability token
+    edge = torch.tensor([1 - 2 ** -53], dtype=torch.float64)
+    assert _draw(torch.tensor([[0.0, 0.0, -math.inf]], dtype=torch.float64), edge).item() == 1
+
+
+# ---- the decoding loop against full forward passes ---------------------------------------
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3", "gpt2"])
+def test_greedy_matches_full_forward_argmax(models, tok, arch):
+    model = models[arch]
+    out = sample(model, tok, PROMPTS[:2], k=2, decoding=Decoding(temperature=0, max_new_tokens=12),
+                 model_key=arch)
+    for s in out:
+        ids = prompt_ids(tok, s.prompt)
+        ref, ref_lp = [], []
+        for _ in range(12):
+            logp = torch.log_softmax(full_logits(model, ids + ref)[-1], -1)
+            ref.append(int(logp.argmax()))
+            ref_lp.append(float(logp[ref[-1]]))
+            if ref[-1] == STOP:
+                break
+        assert s.token_ids == ref
+        np.testing.assert_allclose(s.token_logprobs, ref_lp, atol=1e-5, rtol=0)
+        assert s.sampling_logprobs == [0.0] * len(ref)
+        assert s.finish_reason == ("eos" if ref[-1] == STOP else "length")
+    assert out[0].token_ids == out[1].token_ids
+
+
+def expected_sampling_logprob(z, tok_id, top_k, top_p):
+    """Independent numpy reference: log-prob of tok_id after top-k then top-p on logits z."""
+    z = np.asarray(z, dtype=np.float64)
+    keep = np.ones_like(z, dtype=bool)
+    if top_k:
+        keep &= z >= np.sort(z)[::-1][top_k - 1]
+    p = np.where(keep, np.exp(z - z.max()), 0.0)
+    p /= p.sum()
+    order = np.argsort(-p, kind="stable")
+    before = np.concatenate([[0.0], np.cumsum(p[order])[:-1]])
+    keep2 = np.zeros_like(keep)
+    keep2[order[before < top_p]] = True
+    q = np.where(keep2, p, 0.0)
+    return math.log(q[tok_id] / q.sum())
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3", "gpt2"])
+def test_sampled_logprobs_match_full_forward(models, tok, arch):
+    model = models[arch]
+    dec = Decoding(temperature=0.8, top_k=20, top_p=0.9, max_new_tokens=14)
+    out = sample(model, tok, PROMPTS[:2], k=3, decoding=dec, seed=1, model_key=arch)
+    assert len(out) == 6
+    for s in out:
+        ids = prompt_ids(tok, s.prompt)
+        logits = full_logits(model, ids + s.token_ids)[len(ids) - 1:-1]
+        lp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(s.token_ids)[:, None])
+        np.testing.assert_allclose(s.token_logprobs, lp.flatten().tolist(), atol=1e-5, rtol=0)
+        ref = [expected_sampling_logprob(z.numpy() / 0.8, t, 20, 0.9)
+               for z, t in zip(logits, s.token_ids)]
+        np.testing.assert_allclose(s.sampling_logprobs, ref, atol=1e-5, rtol=0)
+        assert all(a >= b - 1e-9 for a, b in zip(s.sampling_logprobs, s.token_logprobs))
+        assert s.finish_reason == ("eos" if s.token_ids[-1] == STOP else "length")
+        assert STOP not in s.token_ids[:-1]
+
+
+def test_top_k_one_equals_greedy(models, tok):
+    model = models["llama"]
+    g = sample(model, tok, PROMPTS, k=1, decoding=Decoding(temperature=0, max_new_tokens=10),
+               model_key="m")
+    s = sample(model, tok, PROMPTS, k=2, decoding=Decoding(top_k=1, max_new_tokens=10),
+               model_key="m", seed=5)
+    for i, gi in enumerate(g):
+        for si in s[2 * i:2 * i + 2]:
+            assert si.token_ids == gi.token_ids
+            assert si.sampling_logprobs == [0.0] * len(gi.token_ids)
+            np.testing.assert_allclose(si.token_logprobs, gi.token_logprobs, atol=1e-12)
+
+
+def test_stop_tokens_and_text(models, tok):
+    model = make_model("llama")
+    dec = Decoding(temperature=0, max_new_tokens=10)
+    free = sample(model, tok, PROMPTS[:1], k=1, decoding=dec, model_key="m")[0]
+    ids = free.token_ids
+    stop_at = next(i for i in range(1, len(ids)) if ids[i] not in ids[:i])
+    model.generation_config.eos_token_id = [STOP, ids[stop_at]]
+    s = sample(model, tok, PROMPTS[:1], k=1, decoding=dec, model_key="m")[0]
+    assert s.finish_reason == "eos"
+    assert s.token_ids == ids[:stop_at + 1]
+    assert s.text == tok.decode(ids[:stop_at], skip_special_tokens=True)
+    assert free.text == tok.decode(ids, skip_special_tokens=True)
+
+
+def test_chat_end_of_turn_tokens_stop():
+    t = make_tokenizer()
+    t.add_special_tokens({"additional_special_tokens": ["<|im_end|>"]})
+    eot = t.convert_tokens_to_ids("<|im_end|>")
+    model = make_model("llama", vocab_size=len(t))
+    assert eot in _stop_ids(model, t, chat=True)
+    assert _stop_ids(model, t, chat=False) == [STOP]
+
+
+# ---- determinism -------------------------------------------------------------------------
+
+def test_determinism_seed_batch_and_other_prompts(models, tok):
+    model = models["gpt2"]
+    dec = Decoding(max_new_tokens=8)
+    a = sample(model, tok, PROMPTS, k=4, decoding=dec, seed=3, model_key="m")
+    b = sample(model, tok, PROMPTS, k=4, decoding=dec, seed=3, model_key="m", batch_size=3)
+    c = sample(model, tok, PROMPTS[2:], k=2, decoding=dec, seed=3, model_key="m")
+    d = sample(model, tok, PROMPTS, k=4, decoding=dec, seed=4, model_key="m")
+    assert [s.token_ids for s in a] == [s.token_ids for s in b]     # logits may differ in ulps
+    np.testing.assert_allclose(np.concatenate([s.token_logprobs for s in a]),
+                               np.concatenate([s.token_logprobs for s in b]), atol=1e-6, rtol=0)
+    assert [s.token_ids for s in c] == [s.token_ids for s in a[8:10]]
+    assert [s.token_ids for s in a] != [s.token_ids for s in d]
+    assert len({tuple(s.token_ids) for s in a[:4]}) > 1        # the k rows differ
+    assert [(s.prompt_id, s.sample_index) for s in a] == [(i, j) for i in range(3) for j in range(4)]
+
+
+def test_ids_duplicates_and_progress(models, tok):
+    model = models["llama"]
+    dec = Decoding(max_new_tokens=5)
+    log, h = count_calls(model)
+    ticks = []
+    out = sample(model, tok, [("a", "the cat"), (7, "the cat"), ("b", "a dog")], k=2,
+                 decoding=dec, model_key="m", progress=ticks.append)
+    h.remove()
+    assert [s.prompt_id for s in out] == ["a", "a", 7, 7, "b", "b"]
+    assert out[0].token_ids == out[2].token_ids and out[0].key == out[2].key
+    assert len(log["prefills"]) == 2       # the repeated text is generated once
+    assert sum(ticks) == 3
+
+
+def test_chat_false_encodes_plain_text(models, tok):
+    model = models["llama"]
+    log, h = count_calls(model)
+    sample(model, tok, ["the cat"], k=1, decoding=Decoding(chat=False, max_new_tokens=2),
+           model_key="m")
+    sample(model, tok, ["the cat"], k=1, decoding=Decoding(max_new_tokens=2), model_key="m")
+    h.remove()
+    assert log["prefills"][0] == tok("the cat")["input_ids"]
+    assert log["prefills"][1] == prompt_ids(tok, "the cat")
+
+
+def test_long_prompt_is_cut_from_the_left(models, tok):
+    model = models["gpt2"]          # 64 positions
+    words = ("the cat sees a dog and " * 20).split()[:100]
+    log, h = count_calls(model)
+    with pytest.warns(UserWarning, match="cut from the left"):
+        out = sample(model, tok, [" ".join(words)], k=2,
+                     decoding=Decoding(chat=False, max_new_tokens=8), model_key="m")
+    h.remove()
+    assert log["prefills"] == [tok(" ".join(words[-56:]))["input_ids"]]
+    assert all(len(s.token_ids) <= 8 for s in out)
+
+
+# ---- the resume cache --------------------------------------------------------------------
+
+def test_cache_resume(models, tok, tmp_path):
+    model = models["gemma3"]
+    dec = Decoding(temperature=0.9, max_new_tokens=6)
+    kw = dict(k=3, decoding=dec, seed=11, model_key="m")
+    path = tmp_path / "sub" / "samples.jsonl"
+    full = [s.to_dict() for s in sample(model, tok, PROMPTS, **kw)]
+
+    log, h = count_calls(model)
+    first = sample(model, tok, PROMPTS, cache=path, **kw)
+    assert [s.to_dict() for s in first] == full and log["calls"] > 0
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 9
+
+    log["calls"] = 0
+    ticks = []
+    again = sample(model, tok, PROMPTS, cache=path, progress=ticks.append, **kw)
+    assert log["calls"] == 0 and ticks == [3]
+    assert [s.to_dict() for s in again] == full
+
+    # interruption: prompt 2 never written, prompt 1 lost its last sample mid-line
+    path.write_bytes(b"".join(lines[:5]) + lines[5][:40])
+    log["prefills"].clear()
+    with pytest.warns(UserWarning, match="truncated last line"):
+        resumed = sample(model, tok, PROMPTS, cache=path, **kw)
+    h.remove()
+    assert log["prefills"] == [prompt_ids(tok, PROMPTS[1]), prompt_ids(tok, PROMPTS[2])]
+    assert [s.to_dict() for s in resumed] == full
+    data = path.read_bytes()
+    assert data.endswith(b"\n")
+    assert sorted(json.loads(x)["key"] for x in data.splitlines()) == sorted(s["key"] for s in full)
+
+
+def test_cache_only_a_partial_line(models, tok, tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_bytes(b'{"key": "abc", "pro')
+    with pytest.warns(UserWarning, match="truncated"):
+        out = sample(models["llama"], tok, PROMPTS[:1], k=1, decoding=Decoding(max_new_tokens=3),
+                     model_key="m", cache=path)
+    assert [json.loads(x) for x in path.read_bytes().splitlines()] == [out[0].to_dict()]
+
+
+def test_cache_malformed_middle_line(models, tok, tmp_path):
+    path = tmp_path / "c.jsonl"
+    kw = dict(k=2, decoding=Decoding(max_new_tokens=3), model_key="m", cache=path)
+    sample(models["llama"], tok, PROMPTS[:2], **kw)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:1] + ["{not json\n"] + lines[2:]))
+    with pytest.raises(ValueError, match=r"c\.jsonl, line 2 is malformed"):
+        sample(models["llama"], tok, PROMPTS[:2], **kw)
+    edited = json.loads(lines[1])
+    edited["seed"] = 99                   # content no longer matches its key
+    path.write_text("".join(lines[:2] + [json.dumps(edited) + "\n"] + lines[3:]))
+    with pytest.raises(ValueError, match="line 3 .*key does not match"):
+        sample(models["llama"], tok, PROMPTS[:2], **kw)
+    path.write_text("".join(lines[:3] + ['{"key": 1}\n']))
+    with pytest.raises(ValueError, match="line 4 .*missing fields"):
+        sample(models["llama"], tok, PROMPTS[:2], **kw)
+
+
+def test_cache_path_is_a_directory(models, tok, tmp_path):
+    with pytest.raises(ValueError, match="not a file"):
+        sample(models["llama"], tok, PROMPTS[:1], k=1, model_key="m", cache=tmp_path)
+
+
+# ---- validation --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(temperature=-0.1), "temperature"),
+    (dict(temperature=float("nan")), "temperature"),
+    (dict(temperature=float("inf")), "temperature"),
+    (dict(top_p=0.0), "top_p"),
+    (dict(top_p=1.5), "top_p"),
+    (dict(top_p=float("nan")), "top_p"),
+    (dict(top_k=-1), "top_k"),
+    (dict(top_k=2.5), "top_k"),
+    (dict(max_new_tokens=0), "max_new_tokens"),
+    (dict(chat="yes"), "chat"),
+])
+def test_bad_decoding(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Decoding(**kwargs)
+
+
+@pytest.mark.parametrize("prompts, kwargs, match", [
+    ([], {}, "empty"),
+    ("the cat", {}, "wrap a single prompt"),
+    (["the cat", ""], {}, "prompt 1 .*empty"),
+    ([("a", "x"), ("a", "y")], {}, "not unique"),
+    ([("a", "x", 1)], {}, "prompt 0"),
+    ([(1.5, "x")], {}, "id"),
+    (["x"], dict(k=0), "k=0"),
+    (["x"], dict(model_key=""), "model_key"),
+    (["x"], dict(seed=1.5), "seed"),
+    (["x"], dict(batch_size=0), "batch_size"),
+    (["x"], dict(decoding={"temperature": 0}), "Decoding"),
+    (["x"], dict(decoding=Decoding(max_new_tokens=64)), "leaves no room"),
+])
+def test_bad_sample_input(models, tok, prompts, kwargs, match):
+    kw = {"model_key": "m", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        sample(models["llama"], tok, prompts, **kw)
+
+
+def test_prompt_encoding_to_nothing(models, tok):
+    with pytest.raises(ValueError, match="zero tokens"):
+        sample(models["llama"], tok, ["   "], k=1, decoding=Decoding(chat=False), model_key="m")
