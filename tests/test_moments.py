@@ -72,13 +72,16 @@ def test_random_shards_and_merge_orders_agree(data, seed):
 def test_large_mean_keeps_precision():
     rng = np.random.default_rng(1)
     x = 1e6 + rng.standard_normal((20000, 6)) @ rng.standard_normal((6, 6))
-    m = Moments(unit_sum=False)
+    streamed = Moments(unit_sum=False)
     for batch in np.array_split(x, 7):
-        m.update(batch)
+        streamed.update(batch)
+    shards = [Moments(unit_sum=False).update(b) for b in np.array_split(x, 5)]  # own shifts
+    merged = shards[3].merge(shards[0]).merge(shards[4].merge(shards[1])).merge(shards[2])
     mean, cov, gram = numpy_ref(x)  # two-pass on centred float64 data
-    assert rel_err(m.cov(), cov) < 1e-10
-    assert rel_err(m.mean, mean) < 1e-13
-    assert rel_err(m.gram(), gram) < 1e-12
+    for m in (streamed, merged):
+        assert rel_err(m.cov(), cov) < 1e-12
+        assert rel_err(m.mean, mean) < 1e-13
+        assert rel_err(m.gram(), gram) < 1e-12
     naive = gram - np.outer(mean, mean)  # the one-pass formula this design avoids
     assert rel_err(naive, cov) > 1e-6
 

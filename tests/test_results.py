@@ -22,6 +22,7 @@ def strict_json(path):
 
 def test_metrics_json_content_and_finish(tmp_path):
     run = Run(tmp_path / "r", study="scan", config=CFG)
+    assert run.path == tmp_path / "r"
     data = strict_json(tmp_path / "r" / "metrics.json")  # written on open
     for key in ("collapsekit_version", "study", "created", "finished", "config",
                 "config_hash", "seeds", "model", "packages", "timings", "records"):
@@ -141,7 +142,7 @@ def test_force_clears_only_collapsekit_files(tmp_path):
     run = Run(tmp_path, study="scan", config=CFG)
     run.add("rankme", 1.0)
     run.table("samples", {"text": ["a"]})
-    run.path("samples/gen.jsonl").write_text("{}")
+    run.file("samples/gen.jsonl").write_text("{}")
     run.write()
     (tmp_path / "plots").mkdir()
     (tmp_path / "plots" / "a.png").write_bytes(b"png")
@@ -175,7 +176,7 @@ def test_bad_arguments(tmp_path):
         Run(tmp_path / "f", study="scan", config={})
     run = Run(tmp_path / "r", study="scan", config={})
     with pytest.raises(ValueError, match="outside the run folder"):
-        run.path("../escape.txt")
+        run.file("../escape.txt")
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):

@@ -19,6 +19,15 @@ PROMPTS = ["the cat runs", "a dog sees the moon", "king and queen"]
 STOP = 3  # conftest eos id
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run faster on one thread, and far faster on a shared, busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def tok():
     return make_tokenizer()
@@ -164,8 +173,8 @@ def test_greedy_matches_full_forward_argmax(models, tok, arch):
     assert out[0].token_ids == out[1].token_ids
 
 
-def expected_sampling_logprob(z, tok_id, top_k, top_p):
-    """Independent numpy reference: log-prob of tok_id after top-k then top-p on logits z."""
+def sampling_probs(z, top_k, top_p):
+    """Independent numpy reference: the distribution after top-k then top-p on logits z."""
     z = np.asarray(z, dtype=np.float64)
     keep = np.ones_like(z, dtype=bool)
     if top_k:
@@ -174,10 +183,10 @@ def expected_sampling_logprob(z, tok_id, top_k, top_p):
     p /= p.sum()
     order = np.argsort(-p, kind="stable")
     before = np.concatenate([[0.0], np.cumsum(p[order])[:-1]])
-    keep2 = np.zeros_like(keep)
-    keep2[order[before < top_p]] = True
-    q = np.where(keep2, p, 0.0)
-    return math.log(q[tok_id] / q.sum())
+    nucleus = np.zeros_like(keep)
+    nucleus[order[before < top_p]] = True
+    q = np.where(nucleus, p, 0.0)
+    return q / q.sum()
 
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3", "gpt2"])
@@ -191,12 +200,28 @@ def test_sampled_logprobs_match_full_forward(models, tok, arch):
         logits = full_logits(model, ids + s.token_ids)[len(ids) - 1:-1]
         lp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(s.token_ids)[:, None])
         np.testing.assert_allclose(s.token_logprobs, lp.flatten().tolist(), atol=1e-5, rtol=0)
-        ref = [expected_sampling_logprob(z.numpy() / 0.8, t, 20, 0.9)
+        ref = [math.log(sampling_probs(z.numpy() / 0.8, 20, 0.9)[t])
                for z, t in zip(logits, s.token_ids)]
         np.testing.assert_allclose(s.sampling_logprobs, ref, atol=1e-5, rtol=0)
         assert all(a >= b - 1e-9 for a, b in zip(s.sampling_logprobs, s.token_logprobs))
         assert s.finish_reason == ("eos" if s.token_ids[-1] == STOP else "length")
         assert STOP not in s.token_ids[:-1]
+
+
+def test_first_token_frequencies_follow_the_sampling_distribution(models, tok):
+    from scipy.stats import chisquare
+    model, n = make_model("llama"), 4000
+    with torch.no_grad():
+        model.lm_head.weight.mul_(20)     # peaked logits: temperature, top-k and top-p all bite
+    dec = Decoding(temperature=0.7, top_k=10, top_p=0.95, max_new_tokens=1)
+    out = sample(model, tok, PROMPTS[:1], k=n, decoding=dec, model_key="m")
+    z = full_logits(model, prompt_ids(tok, PROMPTS[0]))[-1].numpy() / 0.7
+    p = sampling_probs(z, 10, 0.95)
+    support = p > 0
+    assert 1 < support.sum() < 10         # the nucleus is smaller than the top-k set
+    counts = np.bincount([s.token_ids[0] for s in out], minlength=len(z))
+    assert counts[~support].sum() == 0
+    assert chisquare(counts[support], n * p[support]).pvalue > 1e-3
 
 
 def test_top_k_one_equals_greedy(models, tok):
@@ -219,7 +244,9 @@ def test_stop_tokens_and_text(models, tok):
     ids = free.token_ids
     stop_at = next(i for i in range(1, len(ids)) if ids[i] not in ids[:i])
     model.generation_config.eos_token_id = [STOP, ids[stop_at]]
+    model.train()
     s = sample(model, tok, PROMPTS[:1], k=1, decoding=dec, model_key="m")[0]
+    assert model.training                 # sampled in eval mode, then restored
     assert s.finish_reason == "eos"
     assert s.token_ids == ids[:stop_at + 1]
     assert s.text == tok.decode(ids[:stop_at], skip_special_tokens=True)
@@ -250,7 +277,8 @@ def test_determinism_seed_batch_and_other_prompts(models, tok):
     assert [s.token_ids for s in c] == [s.token_ids for s in a[8:10]]
     assert [s.token_ids for s in a] != [s.token_ids for s in d]
     assert len({tuple(s.token_ids) for s in a[:4]}) > 1        # the k rows differ
-    assert [(s.prompt_id, s.sample_index) for s in a] == [(i, j) for i in range(3) for j in range(4)]
+    order = [(s.prompt_id, s.sample_index) for s in a]
+    assert order == [(i, j) for i in range(3) for j in range(4)]
 
 
 def test_ids_duplicates_and_progress(models, tok):
@@ -397,4 +425,5 @@ def test_bad_sample_input(models, tok, prompts, kwargs, match):
 
 def test_prompt_encoding_to_nothing(models, tok):
     with pytest.raises(ValueError, match="zero tokens"):
-        sample(models["llama"], tok, ["   "], k=1, decoding=Decoding(chat=False), model_key="m")
+        sample(models["llama"], tok, ["   "], k=1, decoding=Decoding(chat=False, max_new_tokens=4),
+               model_key="m")

@@ -111,6 +111,12 @@ def test_vendi_dual_equals_primal(shape, q):
     assert vendi_score(kernel=_cos_matrix(x), q=q) == pytest.approx(ref, rel=1e-9, abs=1e-9)
 
 
+def test_vendi_accepts_float32_kernel():
+    x = np.random.default_rng(5).normal(size=(300, 20))
+    k32 = _cos_matrix(x).astype(np.float32)
+    assert vendi_score(kernel=k32) == pytest.approx(vendi_score(x), rel=1e-5)
+
+
 def test_vendi_one_sample_is_one():
     assert vendi_score([[0.3, 0.4]]) == pytest.approx(1.0)
     assert vendi_score(kernel=[[1.0]]) == pytest.approx(1.0)

@@ -150,7 +150,7 @@ def _record_key(rec: dict):
 
 
 class Run:
-    """A results folder: metrics.json (records + metadata), tables, timings.
+    """A results folder (``run.path``): metrics.json (records + metadata), tables, timings.
 
     Opening a folder that already holds a run raises :class:`RunDirError` unless
     ``resume`` (same config: existing records are kept, see :meth:`has`) or ``force``
@@ -166,9 +166,9 @@ class Run:
         if resume and force:
             raise ValueError("resume and force were both given: pass --resume to continue "
                              "a run or --force to overwrite it, not both")
-        self.dir = Path(out_dir)
-        if self.dir.exists() and not self.dir.is_dir():
-            raise RunDirError(f"{self.dir} is a file, not a folder: choose another --out")
+        self.path = Path(out_dir)
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"{self.path} is a file, not a folder: choose another --out")
         cfg = jsonable(config, "config")
         self._data = {
             "collapsekit_version": __version__, "study": study, "created": _now(),
@@ -176,9 +176,13 @@ class Run:
             "model": {}, "packages": _packages(), "timings": {}, "tables": {}, "files": [],
             "records": [],
         }
-        if (self.dir / METRICS).exists():
+        if (self.path / METRICS).exists():
             self._open_existing(resume, force)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunDirError(f"cannot create {self.path} ({e.strerror}): choose another "
+                              "--out") from None
         self._index = {_record_key(r): i for i, r in enumerate(self._data["records"])}
         self.write()
 
@@ -187,21 +191,21 @@ class Run:
             self._clear()
             return
         try:
-            old = load_run(self.dir)
-        except InputFileError as e:
-            raise RunDirError(f"{e}; or pass --force to overwrite it, or choose another "
-                              "--out") from None
+            old = load_run(self.path)
+        except InputFileError:
+            raise RunDirError(f"{self.path / METRICS} cannot be read as a collapsekit run: "
+                              "pass --force to overwrite it or choose another --out") from None
         new = self._data
         if old.get("config_hash") != new["config_hash"] or old.get("study") != new["study"]:
             diff = _diff_keys({"study": old.get("study"), **(old.get("config") or {})},
                               {"study": new["study"], **new["config"]})
             which = ", ".join(diff[:6]) + (", ..." if len(diff) > 6 else "") or "config"
             raise RunDirError(
-                f"{self.dir} holds a run with a different config ({which}); pass --resume "
+                f"{self.path} holds a run with a different config ({which}); pass --resume "
                 "to continue it only if the config is the same, --force to overwrite, or "
                 "choose another --out")
         if not resume:
-            raise RunDirError(f"{self.dir} already holds a run with this config: pass "
+            raise RunDirError(f"{self.path} already holds a run with this config: pass "
                               "--resume to continue it, --force to overwrite it, or choose "
                               "another --out")
         for key, value in old.items():
@@ -211,22 +215,22 @@ class Run:
     def _clear(self) -> None:
         """Remove the files collapsekit writes in a run folder (never anything else)."""
         with contextlib.suppress(InputFileError):
-            for rel in load_run(self.dir).get("files", []):
-                target = (self.dir / rel).resolve()
-                if target.is_file() and self.dir.resolve() in target.parents:
+            for rel in load_run(self.path).get("files") or []:
+                target = (self.path / str(rel)).resolve()
+                if target.is_file() and self.path.resolve() in target.parents:
                     target.unlink()
-                    if target.parent != self.dir.resolve():
+                    if target.parent != self.path.resolve():
                         with contextlib.suppress(OSError):  # only if now empty
                             target.parent.rmdir()
         for sub, patterns in (("tables", ("*.parquet", "*.csv")), ("plots", ("*.png",))):
             for pattern in patterns:
-                for file in (self.dir / sub).glob(pattern):
+                for file in (self.path / sub).glob(pattern):
                     file.unlink()
             with contextlib.suppress(OSError):  # only if now empty
-                (self.dir / sub).rmdir()
+                (self.path / sub).rmdir()
         for name in (METRICS, REPORT):
             with contextlib.suppress(FileNotFoundError):
-                (self.dir / name).unlink()
+                (self.path / name).unlink()
 
     # records -------------------------------------------------------------------------
     @property
@@ -245,7 +249,7 @@ class Run:
         except ValueError:
             v = ...
         if isinstance(v, bool) or not (v is None or isinstance(v, (int, float))):
-            raise ValueError(f"value of {metric!r} is {value!r}: pass one real number "
+            raise ValueError(f"value of {metric!r} is {repr(value)[:60]}: pass one real number "
                              "(or None when it could not be computed)")
         rec = {"metric": metric, "value": v, "study": self._data["study"]}
         for k, v in scope.items():
@@ -263,7 +267,8 @@ class Run:
         return rec
 
     def add_many(self, records) -> None:
-        """Add each ``{"metric": ..., "value": ..., **scope}`` dict (see :meth:`add`)."""
+        """Add each ``{"metric": ..., "value": ..., **scope}`` dict (see :meth:`add`); a
+        ``study`` field in a record is replaced by this run's study."""
         for i, rec in enumerate(records):
             if not isinstance(rec, dict) or "metric" not in rec or "value" not in rec:
                 raise ValueError(f"record {i} is not a dict with 'metric' and 'value' keys")
@@ -302,15 +307,15 @@ class Run:
             timings = self._data["timings"]
             timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
-    def path(self, relpath: str) -> Path:
+    def file(self, relpath: str) -> Path:
         """A path inside the run folder for a file a study writes itself (registered, so
         ``force`` removes it later). Parent folders are created."""
-        target = (self.dir / relpath).resolve()
-        if self.dir.resolve() not in target.parents:
+        target = (self.path / relpath).resolve()
+        if self.path.resolve() not in target.parents:
             raise ValueError(f"{relpath!r} points outside the run folder: pass a relative "
                              "path such as 'samples/model.jsonl'")
         target.parent.mkdir(parents=True, exist_ok=True)
-        rel = target.relative_to(self.dir.resolve()).as_posix()
+        rel = target.relative_to(self.path.resolve()).as_posix()
         if rel not in self._data["files"]:
             self._data["files"].append(rel)
         return target
@@ -346,7 +351,7 @@ class Run:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
             raise ValueError(f"table {name!r} has a column of mixed types ({e}): give each "
                              "column one type") from None
-        folder = self.dir / "tables"
+        folder = self.path / "tables"
         folder.mkdir(exist_ok=True)
         flat = pa.table({c: pa.array([None if v is None else json.dumps(v)
                                       for v in tab[c].to_pylist()], pa.string())
@@ -363,7 +368,7 @@ class Run:
 
     def read_table(self, name: str) -> dict[str, list]:
         """Columns of a table written by :meth:`table`."""
-        return read_table(self.dir, name)
+        return read_table(self.path, name)
 
     # persistence ---------------------------------------------------------------------
     def write(self) -> Path:
@@ -373,7 +378,7 @@ class Run:
         text = (json.dumps(head, indent=1, allow_nan=False, ensure_ascii=False)[:-2]
                 + ',\n "records": [' + ("\n  " + ",\n  ".join(rows) + "\n " if rows else "")
                 + "]\n}\n")  # one record per line
-        out = self.dir / METRICS
+        out = self.path / METRICS
         atomic_write(out, lambda p: p.write_text(text, encoding="utf-8"))
         return out
 

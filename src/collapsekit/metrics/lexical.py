@@ -111,8 +111,8 @@ def ead(texts: Sequence[str], n: int, vocab_size: int, *, tokenizer: Tokenizer |
     if code.size == 0:
         raise _no_grams(n)
     expected = 1.0 if v == 1 else -v * np.expm1(code.size * np.log1p(-1.0 / v))
-    value = len(np.unique(code)) / expected
-    return min(value, 1.0) if cap else float(value)
+    value = float(len(np.unique(code)) / expected)
+    return min(value, 1.0) if cap else value
 
 
 def ngram_diversity(texts: Sequence[str], max_n: int = 4, *, tokenizer: Tokenizer | None = None,
@@ -150,9 +150,9 @@ def compression_ratio(texts: Sequence[str], *, sep: str = "\n", level: int = 9,
     level = _check_int(level, "level", 0)
     if level > 9:
         raise ValueError(f"level must be in 0..9 (gzip), got {level}")
-    data = (" " if reference else sep).join(texts).encode("utf-8")
-    if not data:
+    if not any(texts):
         raise ValueError("the texts are all empty: nothing to compress")
+    data = (" " if reference else sep).join(texts).encode("utf-8")
     size = len(gzip.compress(data, compresslevel=9 if reference else level, mtime=0))
     return len(data) / (size + (len(b"compressed\0") if reference else 0))
 
@@ -223,18 +223,20 @@ def simctg_diversity(texts: Sequence[str], *, tokenizer: Tokenizer | None = None
     return out
 
 
-def self_bleu(texts: Sequence[str], max_n: int = 4, *,
-              tokenizer: Tokenizer | None = None) -> float:
+def self_bleu(texts: Sequence[str], max_n: int = 4, *, tokenizer: Tokenizer | None = None,
+              per_text: bool = False):
     """Self-BLEU (Zhu et al. 2018, Texygen): mean over i of sentence BLEU of text i against all
     other texts as references, weights 1/max_n, NLTK ``SmoothingFunction().method1``; equals
     averaging ``nltk.translate.bleu_score.sentence_bleu`` (see ``collapsekit.metrics.bleu``).
     Runs in O(total n-grams): clipping uses the top two counts of each n-gram over all texts,
-    the closest reference length comes from the sorted lengths."""
+    the closest reference length comes from the sorted lengths. ``per_text=True`` returns the
+    per-text BLEU array instead of its mean."""
     texts = _check_texts(texts, min_texts=2)
     max_n = _check_int(max_n, "max_n", 1)
     flat, lengths = _encode(texts, tokenizer)
     grams = [_grams(flat, lengths, n) for n in range(1, max_n + 1)]
-    return float(np.mean(_bleu.self_bleu_scores(grams, lengths)))
+    scores = _bleu.self_bleu_scores(grams, lengths)
+    return scores if per_text else float(np.mean(scores))
 
 
 def _embedding_row_sums(embeddings, n_texts: int | None) -> np.ndarray:

@@ -25,70 +25,79 @@ def rouge_tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def _add_words(v: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """(v + u) over rows of little-endian uint64 words, carry across words, top carry dropped."""
-    out = np.empty_like(v)
-    carry = np.zeros(v.shape[0], dtype=bool)
-    for w in range(v.shape[1]):
-        a = v[:, w]
-        s = a + u[:, w] + carry.astype(np.uint64)
-        carry = (s < a) | (carry & (s == a))
-        out[:, w] = s
-    return out
+def _lcs_lanes(table: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """LCS per lane: ``symbols`` (steps, lanes) are row indices into ``table`` (row -> W words of
+    the lane's pattern bitmask); padding rows have a zero mask and leave the state unchanged.
+    Words are little-endian; the carry of V + U runs from word 0 up, the top carry is dropped."""
+    n_words, lanes = table.shape[1], symbols.shape[1]
+    masks = [np.ascontiguousarray(table[:, w]) for w in range(n_words)]
+    v = [np.full(lanes, np.uint64(0xFFFFFFFFFFFFFFFF)) for _ in range(n_words)]
+    m, u, s = (np.empty(lanes, dtype=np.uint64) for _ in range(3))
+    carry = np.zeros(lanes, dtype=bool)
+    carry_in = np.empty(lanes, dtype=bool)
+    for row in symbols:
+        for w in range(n_words):
+            vw = v[w]
+            masks[w].take(row, out=m)
+            np.bitwise_and(vw, m, out=u)
+            np.bitwise_not(m, out=m)
+            np.bitwise_and(vw, m, out=m)  # V & ~M
+            np.add(vw, u, out=s)
+            if w > 0:
+                np.add(s, carry, out=s, casting="unsafe")
+            if w < n_words - 1:
+                if w > 0:
+                    np.equal(s, vw, out=carry_in)
+                    np.logical_and(carry_in, carry, out=carry_in)
+                    np.less(s, vw, out=carry)
+                    np.logical_or(carry, carry_in, out=carry)
+                else:
+                    np.less(s, vw, out=carry)
+            np.bitwise_or(s, m, out=vw)
+    zeros = 64 * n_words - sum(np.bitwise_count(vw).astype(np.int64) for vw in v)
+    return np.asarray(zeros, dtype=np.int64)
 
 
-def _lcs_rows(table: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """LCS of the pattern encoded in ``table`` (symbol -> W words) with each row of ``others``
-    (symbol ids, padded with a symbol whose mask is zero)."""
-    n_words = table.shape[1]
-    if n_words == 1:
-        masks = table[:, 0]
-        v = np.full(others.shape[0], np.uint64(0xFFFFFFFFFFFFFFFF))
-        for k in range(others.shape[1]):
-            m = masks[others[:, k]]
-            v = (v + (v & m)) | (v & ~m)
-        return 64 - np.bitwise_count(v).astype(np.int64)
-    v = np.full((others.shape[0], n_words), np.uint64(0xFFFFFFFFFFFFFFFF))
-    for k in range(others.shape[1]):
-        m = table[others[:, k]]
-        v = _add_words(v, v & m) | (v & ~m)
-    return 64 * n_words - np.bitwise_count(v).astype(np.int64).sum(axis=1)
-
-
-def rougel_f1_row_sums(seqs: list[np.ndarray]) -> np.ndarray:
+def rougel_f1_row_sums(seqs: list[np.ndarray], lanes: int = 1 << 13) -> np.ndarray:
     """For each sequence i, the sum over j != i of ROUGE-L F1(i, j).
 
-    ``seqs`` are int token-id arrays. Cost: O(Σ_pairs |shorter| · ⌈|longer|/64⌉) word operations.
-    """
+    ``seqs`` are int token-id arrays. Sequences are sorted by length; each one is the bit
+    pattern against all shorter ones, several patterns per batch of about ``lanes`` pairs;
+    the mask table holds only the (pattern, symbol) pairs present.
+    Cost: O(Σ_pairs |shorter| · ⌈|longer|/64⌉) word operations."""
     n = len(seqs)
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
     order = np.argsort(-lengths, kind="stable")
-    pad = int(max((s.max() for s in seqs if len(s)), default=-1)) + 1
-    width = int(lengths.max()) if n else 0
-    padded = np.full((n, max(width, 1)), pad, dtype=np.int64)
+    lengths_sorted = lengths[order]
+    n_symbols = int(max((s.max() for s in seqs if len(s)), default=-1)) + 2  # last: padding
+    padded = np.full((n, max(int(lengths.max(initial=0)), 1)), n_symbols - 1, dtype=np.int64)
     for row, i in enumerate(order):
         padded[row, : lengths[i]] = seqs[i]
-    n_words = max(1, -(-width // 64))
-    table = np.zeros((pad + 1, n_words), dtype=np.uint64)
     sums = np.zeros(n, dtype=np.float64)
-    for a in range(n - 1):
-        i = order[a]
-        m = int(lengths[i])
-        if m == 0:
-            break  # this and all shorter sequences score 0 with everything
-        pattern = seqs[i]
-        pos = np.arange(m)
-        words = -(-m // 64)
-        np.bitwise_or.at(table, (pattern, pos >> 6), np.uint64(1) << (pos & 63).astype(np.uint64))
-        rest = order[a + 1 :]
-        steps = int(lengths[rest[0]])
-        lcs = _lcs_rows(table[:, :words], padded[a + 1 :, :steps])
-        table[pattern] = 0
-        other_len = lengths[rest]
+    a = 0
+    while a < n - 1 and lengths_sorted[a] > 0:
+        pairs = np.cumsum(n - 1 - np.arange(a, n - 1))
+        b = a + max(1, int(np.searchsorted(pairs, lanes, "right")))
+        slots = np.arange(b - a)
+        pattern_keys = np.repeat(slots, lengths_sorted[a:b]) * n_symbols + np.concatenate(
+            [seqs[i] for i in order[a:b]])
+        keys = np.unique(pattern_keys)  # (slot, symbol) pairs present; others: zero row
+        table = np.zeros((len(keys) + 1, -(-int(lengths_sorted[a]) // 64)), dtype=np.uint64)
+        pos = np.concatenate([np.arange(m) for m in lengths_sorted[a:b]])
+        bits = np.uint64(1) << (pos & 63).astype(np.uint64)
+        np.bitwise_or.at(table, (np.searchsorted(keys, pattern_keys), pos >> 6), bits)
+        lane_slot = np.repeat(slots, n - 1 - np.arange(a, b))
+        lane_row = np.concatenate([np.arange(x + 1, n) for x in range(a, b)])
+        steps = int(lengths_sorted[a + 1])
+        lane_keys = padded[lane_row, :steps].T + lane_slot * n_symbols
+        idx = np.minimum(np.searchsorted(keys, lane_keys), len(keys) - 1)
+        symbols = np.ascontiguousarray(np.where(keys[idx] == lane_keys, idx, len(keys)))
+        lcs = _lcs_lanes(table, symbols)
         with np.errstate(divide="ignore", invalid="ignore"):
-            p = lcs / other_len
-            r = lcs / m
+            p = lcs / lengths_sorted[lane_row]
+            r = lcs / lengths_sorted[a + lane_slot]
             f = np.where(lcs > 0, 2 * p * r / (p + r), 0.0)
-        sums[i] += f.sum()
-        sums[rest] += f
+        sums[order[a:b]] += np.bincount(lane_slot, weights=f, minlength=b - a)
+        sums[order] += np.bincount(lane_row, weights=f, minlength=n)
+        a = b
     return sums

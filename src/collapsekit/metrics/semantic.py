@@ -113,11 +113,11 @@ def _kernel(kernel) -> np.ndarray:
     n = k.shape[0]
     if k.shape != (n, n):
         raise ValueError(f"kernel must be a square (n, n) matrix, got shape {k.shape}")
-    if not np.allclose(k, k.T, rtol=0, atol=1e-8):
+    if not np.allclose(k, k.T, rtol=0, atol=1e-6):
         raise ValueError("kernel is not symmetric: pass a symmetric similarity matrix "
                          "(e.g. (K + K.T) / 2)")
     diag = np.diag(k)
-    if not np.allclose(diag, 1.0, rtol=0, atol=1e-8):
+    if not np.allclose(diag, 1.0, rtol=0, atol=1e-6):
         raise ValueError("kernel diagonal must be 1 (k(x, x) = 1, Friedman & Dieng 2023): "
                          "normalise with K / np.sqrt(np.outer(np.diag(K), np.diag(K)))")
     return (k + k.T) / 2
@@ -146,7 +146,8 @@ def vendi_score(x=None, *, kernel=None, q=1) -> float:
     Pass exactly one of
       x: (n, d) embeddings -> cosine kernel K = X̂X̂ᵀ on L2-normalised rows. When n > d the
          d×d dual X̂ᵀX̂/n is used (same nonzero eigenvalues), so the cost is O(n·min(n,d)²);
-      kernel: (n, n) symmetric PSD similarity with unit diagonal (validated, not rescaled).
+      kernel: (n, n) symmetric PSD similarity with unit diagonal, checked to 1e-6 (float32
+         round-off passes) and never rescaled: a non-unit diagonal is an error.
     Eigenvalues below the numerical-rank tolerance (size · machine-eps · λ_max) count as 0.
     """
     if (x is None) == (kernel is None):
@@ -162,7 +163,7 @@ def vendi_score(x=None, *, kernel=None, q=1) -> float:
         n = k.shape[0]
         m = k / n
     lam = np.linalg.eigvalsh(m)
-    if kernel is not None and lam[0] < -1e-8:
+    if kernel is not None and lam[0] < -1e-6:
         raise ValueError(f"kernel is not positive semidefinite (smallest eigenvalue of K/n is "
                          f"{lam[0]:.3g}): use a PSD similarity such as cosine or RBF")
     lam = lam[lam > max(m.shape[0], n) * np.finfo(np.float64).eps * lam[-1]]

@@ -48,7 +48,10 @@ def _moments(x, what: str) -> Moments:
 
 
 def _eigh_desc(mat: np.ndarray) -> np.ndarray:
-    return np.clip(np.linalg.eigvalsh(mat)[::-1], 0.0, None)
+    """Eigenvalues descending; those below the round-off floor ``D·u·λ_max`` of eigh are 0."""
+    ev = np.linalg.eigvalsh(mat)[::-1]
+    ev[ev < max(ev[0], 0.0) * len(ev) * _U] = 0.0
+    return ev
 
 
 def _eigvals(eigvals, what: str) -> np.ndarray:
@@ -70,8 +73,10 @@ def _eigvals(eigvals, what: str) -> np.ndarray:
 def spectrum(x, *, center: bool = True) -> np.ndarray:
     """Eigenvalues of the covariance ``Σ (x-μ)(x-μ)ᵀ / N`` (1/N, not 1/(N-1)), descending, float64.
 
-    ``center=False`` gives the eigenvalues of the uncentred Gram ``Σ x xᵀ / N``. Round-off
-    negatives are clipped to 0. Length D (includes the zeros when N < D).
+    ``center=False`` gives the eigenvalues of the uncentred Gram ``Σ x xᵀ / N``. Length D.
+    Values below ``D·u·λ_max`` (u = float64 epsilon: eigh's round-off level, where the
+    eigenvalue is indistinguishable from 0, as in numpy ``matrix_rank``) and round-off
+    negatives are set to exactly 0, so the N - 1 < D case yields true zeros.
     """
     m = _moments(x, "spectrum")
     return _eigh_desc(m.cov() if center else m.gram())
@@ -85,17 +90,15 @@ def rankme(x, *, eps: float = 1e-7) -> float:
 
     with σ the singular values of the **uncentred** N×D matrix; ε is added after the
     normalisation, as in the paper and its code. Here σ_k² = N·λ_k(Σ x xᵀ / N) (eigh of the
-    D×D Gram): singular values below σ_max·sqrt(D·u) (u = float64 epsilon) are not resolved
-    this way and are set to 0, as numerically-zero eigenvalues (numpy ``matrix_rank`` rule).
+    D×D Gram, see :func:`spectrum`): singular values below σ_max·sqrt(D·u) are not resolved
+    this way and count as 0 (a full SVD would report them as round-off noise instead).
     """
     if not (np.isfinite(eps) and eps >= 0):
         raise ValueError(f"rankme: eps must be a finite number >= 0, got {eps!r}")
     m = _moments(x, "rankme")
-    lam = (_eigh_desc(m.gram()) * m.n)[:min(m.n, m.dim)]
-    if lam[0] == 0:
+    sigma = np.sqrt(_eigh_desc(m.gram()) * m.n)[:min(m.n, m.dim)]
+    if sigma[0] == 0:
         raise ValueError("rankme: the data matrix is all zeros; RankMe is undefined")
-    lam[lam < lam[0] * m.dim * _U] = 0.0
-    sigma = np.sqrt(lam)
     p = sigma / sigma.sum() + eps
     return float(np.exp(entr(p).sum()))
 
@@ -156,7 +159,7 @@ def alpha_req(eigvals, *, ranks: tuple[int, int] = (11, 100), weighted: bool = F
     ``np.arange(11, 100)`` is 1-based ranks 12..100, so ``ranks=(12, 100), weighted=True``
     reproduces its α (its R² is measured over a different range).
     """
-    lo, hi = ranks
+    lo, hi = ranks if isinstance(ranks, (tuple, list)) and len(ranks) == 2 else (0, 0)
     if not (isinstance(lo, (int, np.integer)) and isinstance(hi, (int, np.integer))
             and 1 <= lo < hi):
         raise ValueError(f"alpha_req: ranks must be two ints 1 <= lo < hi, got {ranks!r}")

@@ -191,7 +191,7 @@ def num_semantic_sets(similarity_or_adjacency, *, threshold: float = 0.5,
 def _similarity(w) -> np.ndarray:
     """Symmetric similarity matrix in [0, 1] with the diagonal set to 1 (self-similarity)."""
     w = _square(w, "similarity")
-    if not np.allclose(w, w.T, rtol=0, atol=1e-8):
+    if not np.allclose(w, w.T, rtol=0, atol=1e-6):
         raise ValueError("similarity is not symmetric: symmetrise it first, "
                          "W = (A + A.T) / 2 as in Lin et al. 2023")
     if (w < 0).any() or (w > 1).any():

@@ -2,10 +2,11 @@
 
 Each sample i of a prompt draws its tokens by inverse-CDF sampling from its own stream of
 uniforms, made by a ``torch.Generator`` (on CPU) seeded from the sample's content key
-sha256(model_key, prompt, decoding.key(), seed, i). A sample therefore does not depend on
-``k``, ``batch_size``, the other prompts of the call, the device's RNG, or whether the run
-resumed from a cache (logits can still differ in the last bits across devices or batch
-shapes, which can flip a draw that falls on a CDF boundary).
+sha256(model_key, prompt, decoding.key(), seed, i); the rows of one forward pass are the
+fixed chunk of ``batch_size`` consecutive sample indices holding i, and a resumed prompt
+reruns whole chunks. So samples are bit-identical whether or not the run resumed and
+whatever the other prompts of the call; changing ``k``, ``batch_size`` or the device keeps
+the random draws but can change logits in the last bits (rarely flipping a token).
 
 Truncation follows the papers: top-k keeps the k most likely tokens (Fan et al., 2018,
 "Hierarchical Neural Story Generation"; ties with the k-th logit are kept, as in Hugging
@@ -134,7 +135,8 @@ def truncate_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) ->
         srt, order = torch.sort(out, dim=-1, descending=True, stable=True)
         cum = torch.softmax(srt, dim=-1).cumsum(-1)
         before = torch.cat([torch.zeros_like(cum[..., :1]), cum[..., :-1]], dim=-1)
-        out = out.masked_fill((before >= top_p).scatter(-1, order, before >= top_p), -math.inf)
+        drop = before >= top_p
+        out = out.masked_fill(torch.empty_like(drop).scatter_(-1, order, drop), -math.inf)
     return out
 
 
@@ -195,7 +197,8 @@ def _stop_ids(model, tokenizer, chat: bool) -> list[int]:
 
 
 def _context_length(model) -> int | None:
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    cfg = model.config
+    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
     return getattr(cfg, "max_position_embeddings", None)
 
 
@@ -239,7 +242,8 @@ class _Model:
         self.model = model
         self.cache_name = "cache" if "cache" in params else "past_key_values"
         self.keep = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.device = (torch.device(device) if device is not None
+                       else next(model.parameters()).device)
 
     def step(self, ids: torch.Tensor, cache, length: int):
         mask = torch.ones(ids.shape[0], length, dtype=torch.long, device=self.device)
@@ -293,7 +297,8 @@ def sample(model, tokenizer, prompts, *, k: int = 8, decoding: Decoding = Decodi
     ``prompts``: strings (ids 0..n-1) or (id, text) pairs. ``model_key`` names the model
     (and tokenizer) in the content keys. ``cache``: JSONL file; samples already there are
     reused without calling the model, new ones are appended (fsync'd) per finished prompt.
-    ``batch_size``: rows per forward pass (default ``k``); it does not change the samples.
+    ``batch_size``: rows per forward pass (default ``k``); it keeps the random draws (see
+    the module docstring).
     ``progress(n)`` is called with the number of newly finished prompts (cached ones first).
     ``device``: where inputs go (default: the device of the model's first parameter).
     Prompts longer than the context are cut from the left to leave ``max_new_tokens``.
@@ -322,7 +327,8 @@ def sample(model, tokenizer, prompts, *, k: int = 8, decoding: Decoding = Decodi
             raise ValueError(f"max_new_tokens={decoding.max_new_tokens} leaves no room for the "
                              f"prompt in the model's {ctx}-token context; lower it")
         lm = _Model(model, device)
-        stop = torch.tensor(_stop_ids(model, tokenizer, decoding.chat), device=lm.device)
+        stop = torch.tensor(_stop_ids(model, tokenizer, decoding.chat), dtype=torch.long,
+                            device=lm.device)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         was_training = model.training
@@ -337,13 +343,15 @@ def sample(model, tokenizer, prompts, *, k: int = 8, decoding: Decoding = Decodi
                         raise ValueError(f"prompt {pid!r} encodes to zero tokens; give some text")
                     room = ctx - decoding.max_new_tokens if ctx is not None else len(ids)
                     n_cut += len(ids) > room
-                    missing = [i for i in range(k) if keys[j][i] not in found]
                     rows = batch_size or k
-                    for c in range(0, len(missing), rows):
-                        chunk = missing[c:c + rows]
+                    for c in range(0, k, rows):
+                        chunk = range(c, min(c + rows, k))
+                        if all(keys[j][i] in found for i in chunk):
+                            continue
                         new = _samples(lm, tokenizer, ids[-room:], chunk,
                                        [keys[j][i] for i in chunk], pid, text, decoding, seed,
                                        model_key, stop)
+                        new = [s for s in new if s.key not in found]
                         found.update((s.key, s) for s in new)
                         if f is not None:
                             f.write(b"".join(json.dumps(s.to_dict()).encode() + b"\n"

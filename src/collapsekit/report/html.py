@@ -22,6 +22,7 @@ import html
 import json
 import numbers
 import re
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from collapsekit.results import REPORT, atomic_write, load_run, read_table
 
 # Fields that are not scope: never axes, never series.
 _NOT_SCOPE = {"metric", "value", "study", "section", "ci_low", "ci_high", "note"}
-_AVERAGED = {"seed", "prompt_id"}  # averaged away in layer/generation/heatmap plots
+_AVERAGED = {"seed", "prompt_id"}  # averaged over in plots (points in strip plots)
 SECTION_INFO = {
     "geometry": "How the hidden representations spread over dimensions, layer by layer: "
                 "rank-like metrics falling or anisotropy rising = representation collapse.",
@@ -89,11 +90,26 @@ def _kind(rec: dict) -> str:
     return "prompt" if "prompt_id" in has else "scalar"
 
 
-def _series_label(rec: dict, exclude) -> str:
-    rest = [(k, rec[k]) for k in rec if k not in _NOT_SCOPE and k not in exclude]
-    if len(rest) == 1:
-        return str(rest[0][1])
-    return ", ".join(f"{k}={v}" for k, v in rest)
+def _series_of(recs, axes) -> Callable[[dict], str]:
+    """A function giving each record's series label: its scope fields other than the
+    axes, ``_AVERAGED`` ones, and fields that only name an axis point (a field with one
+    value per axis point, e.g. ``layer_name``)."""
+    fields = list(dict.fromkeys(k for r in recs for k, v in r.items()
+                                if v is not None and k not in _NOT_SCOPE
+                                and k not in axes and k not in _AVERAGED))
+    point = [tuple(_hashable(r.get(a)) for a in axes) for r in recs]
+
+    def names_point(k):
+        seen: dict = {}
+        for p, r in zip(point, recs):
+            seen.setdefault(p, set()).add(_hashable(r.get(k)))
+        return len({v for vs in seen.values() for v in vs}) > 1 and all(
+            len(vs) == 1 for vs in seen.values())
+
+    fields = [k for k in fields if not names_point(k)]
+    if len(fields) == 1:
+        return lambda r: "" if r.get(fields[0]) is None else str(r[fields[0]])
+    return lambda r: ", ".join(f"{k}={r[k]}" for k in fields if r.get(k) is not None)
 
 
 def _sorted(values) -> list:
@@ -115,7 +131,7 @@ def _line_data(recs, xkey) -> tuple[dict, int, set]:
     kinds drawn: "ci" (each point one record with ci_low/ci_high) or "range" (min-max of
     the records averaged into each point)."""
     series, merged, bands = {}, 0, set()
-    for label, rs in _group(recs, lambda r: _series_label(r, {xkey} | _AVERAGED)).items():
+    for label, rs in _group(recs, _series_of(recs, (xkey,))).items():
         by_x = _group(rs, lambda r: _hashable(r[xkey]))
         xs = _sorted(by_x)
         vals = [[r["value"] for r in by_x[x]] for x in xs]
@@ -137,8 +153,7 @@ def _heatmap_data(recs) -> tuple[dict, int]:
     rows = _sorted(r["layer"] for r in recs)
     cols = _sorted(r["head"] for r in recs)
     panels, merged = {}, 0
-    for label, rs in _group(recs, lambda r: _series_label(r, {"layer", "head"} | _AVERAGED)
-                            ).items():
+    for label, rs in _group(recs, _series_of(recs, ("layer", "head"))).items():
         mat = [[float("nan")] * len(cols) for _ in rows]
         for (li, hi), cell in _group(rs, lambda r: (_hashable(r["layer"]),
                                                     _hashable(r["head"]))).items():
@@ -157,12 +172,13 @@ def _figure_html(png: bytes, path: Path, alt: str, caption: str) -> str:
 
 
 def _metric_plot(section, metric, kind, recs, plots_dir: Path, used: set) -> str:
-    valid = [r for r in recs if isinstance(r.get("value"), numbers.Real)]
+    valid = [r for r in recs if isinstance(r.get("value"), numbers.Real)
+             and not isinstance(r["value"], bool)]
     missing = len(recs) - len(valid)
     notes = [f"{missing} value(s) missing (NaN/null) are left out."] if missing else []
     name = {"layer": "by layer", "generation": "by generation", "heatmap": "by layer × head",
             "prompt": "per prompt"}[kind]
-    title = f"{plots.METRIC_INFO.get(metric, {}).get('label', metric)} {name}"
+    title = f"{plots.metric_info(metric).get('label', metric)} {name}"
     if not valid:
         return f"<h3>{e(title)}</h3><p class='warn'>All {len(recs)} values are missing.</p>"
     if kind in ("layer", "generation"):
@@ -174,7 +190,7 @@ def _metric_plot(section, metric, kind, recs, plots_dir: Path, used: set) -> str
         png = plots.heatmap(panels, metric=metric, row_label="layer", col_label="head",
                             title=title)
     else:
-        groups = _group(valid, lambda r: _series_label(r, {"prompt_id", "seed"}))
+        groups = _group(valid, _series_of(valid, ("prompt_id",)))
         merged = 0
         png = plots.strip_plot({k: [r["value"] for r in v] for k, v in groups.items()},
                                metric=metric, title=title)
@@ -187,7 +203,7 @@ def _metric_plot(section, metric, kind, recs, plots_dir: Path, used: set) -> str
         i += 1
         slug = f"{base}-{i}"
     used.add(slug)
-    doc = plots.METRIC_INFO.get(metric, {}).get("doc", "")
+    doc = plots.metric_info(metric).get("doc", "")
     caption = " ".join(e(t) for t in (doc, _HOWTO[kind], *notes) if t)
     return f"<h3>{e(title)}</h3>" + _figure_html(png, plots_dir / f"{slug}.png",
                                                  f"{metric} {name}", caption)
@@ -199,7 +215,7 @@ def _scalar_table(recs) -> str:
         scope = ", ".join(f"{k}={v}" for k, v in r.items() if k not in _NOT_SCOPE)
         ci = (f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
               if r.get("ci_low") is not None or r.get("ci_high") is not None else "")
-        info = plots.METRIC_INFO.get(r["metric"])
+        info = plots.metric_info(str(r["metric"]))
         direction = f"{info['collapse']}er = collapse" if info else ""
         rows.append(f"<tr><td>{e(r['metric'])}</td><td>{e(scope)}</td>"
                     f"<td class='num'>{e(_fmt(r.get('value')))}</td><td>{e(ci)}</td>"
@@ -210,7 +226,7 @@ def _scalar_table(recs) -> str:
 
 def _section(name, recs, plots_dir, used) -> str:
     parts = [f"<h2 id='{e(_slug('s', name))}'>{e(name)}</h2>",
-             f"<p class='howto'>{e(SECTION_INFO.get(name, _DEFAULT_INFO))}</p>"]
+             f"<p class='howto'>{e(SECTION_INFO.get(name.split(' ')[0], _DEFAULT_INFO))}</p>"]
     scalars = []
     for metric, mrecs in _group(recs, lambda r: str(r["metric"])).items():
         for kind, krecs in _group(mrecs, _kind).items():
@@ -266,9 +282,10 @@ def _samples(run_dir: Path, name: str, per_prompt: int, max_prompts: int) -> str
         return head + "<p class='note'>No text column to show.</p>"
     rows = [{c: cols[c][i] for c in cols} for i in range(n)]
     groups = _group(rows, lambda r: _hashable(r.get("prompt_id")))
-    out = [head, f"<p class='note'>{e(n)} rows in {e(len(groups))} prompt group(s); the "
-                 f"first {e(per_prompt)} per prompt{' and model' if 'model' in cols else ''}"
-                 f" of the first {e(min(max_prompts, len(groups)))} are shown.</p>"]
+    per = " (per model)" if "model" in cols else ""
+    out = [head, f"<p class='note'>{e(n)} rows in {e(len(groups))} prompt group(s); showing "
+                 f"up to {e(per_prompt)} per prompt{per} for the first "
+                 f"{e(min(max_prompts, len(groups)))} prompt(s).</p>"]
     for pid, rs in list(groups.items())[:max_prompts]:
         shown = [r for rr in _group(rs, lambda r: _hashable(r.get("model"))).values()
                  for r in rr[:per_prompt]]
@@ -292,6 +309,8 @@ def _clip(v, n=2000) -> str:
 
 def render(run_dir, *, samples_per_prompt: int = 3, max_prompts: int = 20) -> Path:
     """Write ``run_dir/index.html`` and ``run_dir/plots/*.png``; returns the HTML path."""
+    if samples_per_prompt < 1 or max_prompts < 1:
+        raise ValueError("samples_per_prompt and max_prompts must be at least 1")
     run_dir = Path(run_dir)
     data = load_run(run_dir)
     plots_dir = run_dir / "plots"

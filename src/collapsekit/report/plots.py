@@ -51,7 +51,7 @@ METRIC_INFO = {
                              "mean cosine similarity between the sample embeddings; "
                              "1 = every sample means the same."},
     "semantic_spread": {"label": "semantic spread", "collapse": "low", "doc":
-                        "how far the sample embeddings spread around their mean; "
+                        "1 − mean pairwise cosine of the sample embeddings; "
                         "0 = every sample means the same."},
     "vendi_score": {"label": "Vendi score", "collapse": "low", "doc":
                     "exp of the entropy of the eigenvalues of K/n (Friedman & Dieng "
@@ -62,12 +62,26 @@ METRIC_INFO = {
 }
 
 
-def metric_label(metric: str) -> str:
+_PREFIXES = ("mean_", "median_", "pooled_", "min_", "max_")  # same direction as the metric
+
+
+def metric_info(metric: str) -> dict:
+    """METRIC_INFO of ``metric``, or of the metric it summarises (``mean_rankme``...);
+    {} when unknown."""
+    if metric in METRIC_INFO:
+        return METRIC_INFO[metric]
+    for prefix in _PREFIXES:
+        if metric.startswith(prefix) and metric[len(prefix):] in METRIC_INFO:
+            return METRIC_INFO[metric[len(prefix):]]
+    return {}
+
+
+def metric_label(metric: str, sep: str = "  ") -> str:
     """Axis label: the metric's name and, where known, which direction means collapse."""
-    info = METRIC_INFO.get(metric)
+    info = metric_info(metric)
     if not info:
         return metric
-    return f"{info['label']}  ({info['collapse']}er = more collapsed)"
+    return f"{info['label']}{sep}({info['collapse']}er = more collapsed)"
 
 
 def _short(text, n=40) -> str:
@@ -119,7 +133,7 @@ def line_plot(series: dict, *, metric: str, x_label: str, title: str) -> bytes:
             ax.set_xticks(range(len(ticks)), [_short(t, 12) for t in ticks])
         elif all(float(x).is_integer() for x in allx):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set(xlabel=x_label, ylabel=metric_label(metric), title=_short(title, 90))
+        ax.set(xlabel=x_label, ylabel=metric_label(metric, "\n"), title=_short(title, 90))
         if len(series) > 4:
             ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
         elif any(series):
@@ -153,7 +167,7 @@ def heatmap(panels: dict, *, metric: str, row_label: str, col_label: str,
                         ax.text(c, r, f"{v:.2g}", ha="center", va="center", fontsize=7,
                                 color="white" if dark else "black")
         cbar = fig.colorbar(im, ax=list(axes), shrink=0.9)
-        cbar.set_label(metric_label(metric))
+        cbar.set_label(metric_label(metric, "\n"))
         fig.suptitle(_short(title, 90), fontsize=STYLE["axes.titlesize"])
     return buf.getvalue()
 

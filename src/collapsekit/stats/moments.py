@@ -75,7 +75,7 @@ class Moments:
             if (norms == 0).any():
                 raise self._err(f"batch contains {int((norms == 0).sum())} all-zero rows, whose "
                                 "direction is undefined; drop them or use unit_sum=False")
-            usum = (x / norms[:, None]).sum(axis=0)
+            usum = (1.0 / norms) @ x
         shift = x.mean(axis=0) if self.n == 0 else self._shift
         y = x - shift
         rel = y.mean(axis=0)

@@ -12,6 +12,7 @@ look like (not a same-prompt human answer set).
 from __future__ import annotations
 
 import statistics
+from dataclasses import asdict
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def sample_stage(run, lm, prompts: list[str], *, k: int, decoding, seed: int, co
     with run.timer("sampling"), progress_bar("sampling", len(prompts), console) as tick:
         samples = sample(lm.model, lm.tokenizer, list(enumerate(prompts)), k=k,
                          decoding=decoding, seed=seed, model_key=lm.weight_hash,
-                         cache=run.path / "samples.jsonl", progress=tick)
+                         cache=run.file("samples.jsonl"), progress=tick)
     run.table("samples", [s.to_dict() for s in samples])
     run.meta(samples_file="samples.jsonl", samples_table="samples")
     run.write()
@@ -128,27 +129,28 @@ def run_diversity(out, *, samples=None, model=None, prompts="bundled", k=8, deco
     """``collapsekit diversity``: score a samples file, or sample ``model`` first."""
     from ..corpora import human_texts
     from ..io import read_prompts, read_samples
+    from ..models.registry import file_sha256, load_model, resolve
     from ..models.sampling import Decoding
     from ..report.html import render
     from ..results import Run
 
-    config = dict(samples=str(samples) if samples else None, model=model, k=k, seed=seed,
-                  prompts=prompts if model else None, decoding=decoding if model else None)
-    run = Run(out, study="diversity", config=config, resume=resume, force=force)
+    # Validate every input before the results folder is made.
     if samples:
-        groups, texts_of = read_samples(samples), {}
+        groups, prompt_text = read_samples(samples), {}
+        config = dict(samples=str(samples), samples_sha256=file_sha256(samples), seed=seed)
     else:
-        from ..models.registry import load_model
-
-        prompt_list = read_prompts(prompts)
+        resolve(model)
+        prompt_list, dec = read_prompts(prompts), Decoding(**(decoding or {}))
+        prompt_text = dict(enumerate(prompt_list))
+        config = dict(model=model, prompts=prompts, k=k, seed=seed, decoding=asdict(dec))
+    run = Run(out, study="diversity", config=config, resume=resume, force=force)
+    if not samples:
         with run.timer("load_model"):
             lm = load_model(model, device=device)
         run.meta(model=lm.describe(), seeds=[seed])
-        got = sample_stage(run, lm, prompt_list, k=k, decoding=Decoding(**decoding),
-                           seed=seed, console=console)
-        groups = group_samples(got)
-        texts_of = dict(enumerate(prompt_list))
-    stage(run, groups, human=human_texts("wikipedia", min_words=40),
-          seed=seed, prompts=texts_of)
+        groups = group_samples(sample_stage(run, lm, prompt_list, k=k, decoding=dec,
+                                            seed=seed, console=console))
+    stage(run, groups, human=human_texts("wikipedia", min_words=40), seed=seed,
+          prompts=prompt_text)
     run.finish()
     return render(run.path)

@@ -116,10 +116,11 @@ def run_geometry(model: str, out, *, texts=None, human: str = "wikipedia", n: in
     """``collapsekit geometry``: per-layer geometry of ``model`` on a text file or human text."""
     from ..corpora import human_texts
     from ..io import read_texts
-    from ..models.registry import load_model
+    from ..models.registry import load_model, resolve
     from ..report.html import render
     from ..results import Run
 
+    resolve(model)
     corpus = read_texts(texts)[:n] if texts else human_texts(human, n, min_words=40)
     if len(corpus) < 2:
         raise ValueError(f"geometry needs at least 2 texts, got {len(corpus)}")

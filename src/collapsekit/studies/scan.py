@@ -54,11 +54,12 @@ class ScanConfig:
 def run_scan(cfg: ScanConfig, out: str | Path, *, resume: bool = False, force: bool = False,
              n_prompts: int | None = None, console=None) -> Path:
     """Run every stage of the scan into ``out`` and return the path of ``index.html``."""
-    from ..models.registry import load_model
+    from ..models.registry import load_model, resolve
     from ..models.sampling import Decoding
     from ..report.html import render
 
     cfg.validate()
+    resolve(cfg.model)  # a bad spec or prompt file fails before the results folder is made
     prompts = read_prompts(cfg.prompts)[:n_prompts]
     config = {**asdict(cfg), "n_prompts": len(prompts)}
     run = Run(out, study="scan", config=config, resume=resume, force=force)
