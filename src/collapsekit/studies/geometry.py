@@ -60,7 +60,10 @@ def accumulate(lm, texts: list[str], *, batch_size: int = 8, max_length: int = 2
 def layer_metrics(acc: Moments) -> dict[str, float]:
     """All per-layer geometry metrics of one accumulator."""
     ev = metrics.spectrum(acc)
-    alpha = metrics.alpha_req(ev)
+    try:
+        alpha = metrics.alpha_req(ev)
+    except ValueError:  # fewer than 3 positive eigenvalues in the rank range: α undefined
+        alpha = metrics.AlphaReq(float("nan"), float("nan"), 0)
     return {
         "rankme": metrics.rankme(acc),
         "matrix_entropy_rank": metrics.matrix_entropy_rank(ev),
