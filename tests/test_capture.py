@@ -11,7 +11,7 @@ import torch
 from conftest import make_model, make_tokenizer
 
 from collapsekit.models.capture import (
-    CaptureBatch, attention_entropy_reducer, find_layers, iter_capture, stream,
+    CaptureBatch, _allowed_keys, attention_entropy_reducer, find_layers, iter_capture, stream,
 )
 
 ARCHS = ["llama", "gemma3", "gpt2"]
@@ -143,7 +143,7 @@ def test_entropy_reducer_uniform_one_hot_and_hand_value():
     mask = torch.ones(t, t, dtype=torch.bool).tril()[None].clone()
     uniform = mask.double() / mask.sum(-1, keepdim=True)
     one_hot = torch.eye(t, dtype=torch.float64)[None]
-    probs = torch.stack([uniform[0], one_hot[0]])[None]  # (1, 2, 4, 4): head 0 uniform, head 1 one-hot
+    probs = torch.stack([uniform[0], one_hot[0]])[None]  # head 0 uniform, head 1 one-hot
     out = attention_entropy_reducer(1, probs, mask)
     # uniform over i+1 keys: H_i = log(i+1); normalised H = 1 on the 3 rows with ≥2 keys
     np.testing.assert_allclose(out["entropy_sum"], [math.log(24), 0.0], atol=1e-12)
@@ -151,12 +151,27 @@ def test_entropy_reducer_uniform_one_hot_and_hand_value():
     assert (out["rows"], out["norm_rows"]) == (4, 3)
     # one row (0.5, 0.25, 0.25) → H = 1.5 log 2, normalised 1.5 log 2 / log 3; a pad key and a
     # pad query are excluded even where probs are non-zero there
-    probs = torch.tensor([[[[1.0, 0, 0, 0], [0.5, 0.5, 0, 0], [0.5, 0.1, 0.25, 0.25], [0.3, 0.3, 0.2, 0.2]]]])
-    mask = torch.tensor([[[1, 0, 0, 0], [0, 0, 0, 0], [1, 0, 1, 1], [0, 0, 0, 0]]], dtype=torch.bool)
+    probs = torch.tensor([[[[1.0, 0, 0, 0], [0.5, 0.5, 0, 0],
+                            [0.5, 0.1, 0.25, 0.25], [0.3, 0.3, 0.2, 0.2]]]])
+    mask = torch.tensor([[[1, 0, 0, 0], [0, 0, 0, 0], [1, 0, 1, 1], [0, 0, 0, 0]]]).bool()
     out = attention_entropy_reducer(2, probs, mask)
     np.testing.assert_allclose(out["entropy_sum"], [1.5 * math.log(2)], rtol=1e-6)
-    np.testing.assert_allclose(out["norm_entropy_sum"], [1.5 * math.log(2) / math.log(3)], rtol=1e-6)
+    np.testing.assert_allclose(out["norm_entropy_sum"], [1.5 * math.log(2) / math.log(3)],
+                               rtol=1e-6)
     assert (out["rows"], out["norm_rows"]) == (2, 1)
+
+
+def test_allowed_keys_from_model_mask_or_causal_fallback():
+    mask = torch.tensor([[False, True, True, True]])  # one left pad
+    causal = [[0, 0, 0, 0], [0, 1, 0, 0], [0, 1, 1, 0], [0, 1, 1, 1]]
+    assert _allowed_keys(None, mask).int().tolist() == [causal]
+    lo = torch.finfo(torch.float32).min
+    window2 = torch.full((1, 1, 4, 4), lo)  # a sliding window of 2 keys, as a float mask
+    for i in range(4):
+        window2[0, 0, i, max(0, i - 1):i + 1] = 0.0
+    expected = [[0, 0, 0, 0], [0, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]]
+    assert _allowed_keys(window2, mask).int().tolist() == [expected]
+    assert _allowed_keys(window2 == 0, mask).int().tolist() == [expected]
 
 
 def test_entropy_reducer_rejects_bad_shapes():
@@ -164,6 +179,13 @@ def test_entropy_reducer_rejects_bad_shapes():
         attention_entropy_reducer(1, torch.ones(2, 4, 4), torch.ones(2, 4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="probs must be"):
         attention_entropy_reducer(1, torch.ones(1, 2, 4, 4), torch.ones(1, 3, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="mask must be a bool"):
+        attention_entropy_reducer(1, torch.ones(1, 2, 3, 3), torch.ones(1, 3, 3))
+    for bad in (float("nan"), float("inf")):
+        probs = torch.full((1, 2, 3, 3), 1 / 3)
+        probs[0, 1, 2, 0] = bad
+        with pytest.raises(ValueError, match="layer 4 contain NaN or inf"):
+            attention_entropy_reducer(4, probs, torch.ones(1, 3, 3, dtype=torch.bool))
 
 
 def test_attention_works_on_sdpa_model_and_restores_it():
@@ -223,6 +245,7 @@ def test_layer_subset_batches_offsets_and_progress():
     batches = capture_all(model, tok, texts, batch_size=2, layers=[0, -1, 2], progress=done.append)
     assert [b.offset for b in batches] == [0, 2, 4] and done == [2, 2, 1]
     first = batches[0]
+    assert first.logits is None and first.attention is None
     assert [h is not None for h in first.hidden] == [True, False, True, False, True]
     for layer in (0, 2, 4):
         torch.testing.assert_close(first.tokens(layer), full.tokens(layer), atol=1e-5, rtol=0)
@@ -266,6 +289,12 @@ def test_stream_feeds_every_consumer_every_batch():
 def test_bad_input(texts, kw, message):
     with pytest.raises(ValueError, match=message):
         capture_all(model_for("llama"), make_tokenizer(), texts, **kw)
+
+
+def test_model_in_training_mode_is_refused():
+    model = make_model("llama").train()
+    with pytest.raises(ValueError, match="training mode"):
+        capture_all(model, make_tokenizer(), ["the cat"])
 
 
 def test_tokenizer_without_pad_token():

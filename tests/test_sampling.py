@@ -264,8 +264,11 @@ def test_chat_end_of_turn_tokens_stop():
 
 # ---- determinism -------------------------------------------------------------------------
 
-def test_determinism_seed_batch_and_other_prompts(models, tok):
-    model = models["gpt2"]
+@pytest.mark.parametrize("arch", ["llama", "gemma3", "gpt2"])
+def test_determinism_seed_batch_and_other_prompts(models, tok, arch):
+    """a: all prompts left-padded into one forward-pass group; b: groups of 3 rows, mostly
+    one prompt each; c: other prompts in the call. Same draws, same tokens."""
+    model = models[arch]
     dec = Decoding(max_new_tokens=8)
     a = sample(model, tok, PROMPTS, k=4, decoding=dec, seed=3, model_key="m")
     b = sample(model, tok, PROMPTS, k=4, decoding=dec, seed=3, model_key="m", batch_size=3)
@@ -291,8 +294,13 @@ def test_ids_duplicates_and_progress(models, tok):
     h.remove()
     assert [s.prompt_id for s in out] == ["a", "a", 7, 7, "b", "b"]
     assert out[0].token_ids == out[2].token_ids and out[0].key == out[2].key
-    assert len(log["prefills"]) == 2       # the repeated text is generated once
+    assert len(log["prefills"]) == 1       # all 6 rows fit one forward-pass group
     assert sum(ticks) == 3
+    log, h = count_calls(model)
+    sample(model, tok, [("a", "the cat"), (7, "the cat"), ("b", "a dog")], k=2,
+           decoding=dec, model_key="m", batch_size=2)
+    h.remove()
+    assert len(log["prefills"]) == 2       # one group per prompt; prompt 7 reuses "a"
 
 
 def test_chat_false_encodes_plain_text(models, tok):
@@ -323,7 +331,9 @@ def test_long_prompt_is_cut_from_the_left(models, tok):
 def test_cache_resume(models, tok, tmp_path):
     model = models["gemma3"]
     dec = Decoding(temperature=0.9, max_new_tokens=6)
-    kw = dict(k=3, decoding=dec, seed=11, model_key="m")
+    # batch_size=k: one forward-pass group per prompt, so a resume recomputes only the
+    # prompts with missing samples (groups are fixed, whatever is cached)
+    kw = dict(k=3, decoding=dec, seed=11, model_key="m", batch_size=3)
     path = tmp_path / "sub" / "samples.jsonl"
     full = [s.to_dict() for s in sample(model, tok, PROMPTS, **kw)]
 

@@ -11,7 +11,6 @@ leaves a model hooked.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ import torch
 
 # (embedding output, blocks, final norm) attribute names on the decoder module.
 _LAYOUTS = (
-    ("embed_tokens", "layers", "norm"),  # llama, mistral, qwen2, gemma 1-3 (√d scaling is inside embed_tokens)
+    ("embed_tokens", "layers", "norm"),  # llama, mistral, qwen2, gemma 1-3 (gemma: √d inside)
     ("drop", "h", "ln_f"),  # gpt2 / gpt-neo / gpt-j: hidden_states[0] is dropout(wte + wpe)
 )
 # Where the decoder sits inside the model ("" = the model itself is the decoder).
@@ -53,7 +52,7 @@ class CaptureBatch:
     def tokens(self, layer: int) -> torch.Tensor:
         """(n_real_tokens, D): ``hidden[layer][mask]``, rows in (text, position) order."""
         n = len(self.hidden)
-        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -n <= layer < n:
+        if not _is_int(layer) or not -n <= layer < n:
             raise ValueError(f"layer {layer!r} is not an index in [-{n}, {n}): use 0..{n - 1}")
         h = self.hidden[layer]
         if h is None:
@@ -62,7 +61,11 @@ class CaptureBatch:
         return h[self.mask]
 
 
-def find_layers(model: torch.nn.Module) -> tuple[torch.nn.Module, list[torch.nn.Module], torch.nn.Module]:
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def find_layers(model: torch.nn.Module) -> tuple[torch.nn.Module, list, torch.nn.Module]:
     """(embedding-output module, decoder blocks, final norm) of a llama- or gpt2-style LM.
 
     The embedding module is the one whose output HF reports as ``hidden_states[0]``:
@@ -110,7 +113,7 @@ def _allowed_keys(attn_mask: Any, mask: torch.Tensor) -> torch.Tensor:
     return ok & mask[:, :, None] & mask[:, None, :]
 
 
-def attention_entropy_reducer(layer: int, probs: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
+def attention_entropy_reducer(layer: int, probs: torch.Tensor, mask: torch.Tensor) -> dict:
     """Per-head sums for the mean attention entropy over valid query rows of one batch.
 
     H_i = −Σ_{j∈K_i} a_ij log a_ij (0·log 0 = 0), K_i = keys query i may attend to. Returns
@@ -121,11 +124,16 @@ def attention_entropy_reducer(layer: int, probs: torch.Tensor, mask: torch.Tenso
     collapse). ``probs`` is (B, H, T, T), ``mask`` the (B, T, T) allowed-key mask.
     """
     if probs.dim() != 4 or mask.dim() != 3 or probs.shape[:1] + probs.shape[2:] != mask.shape:
-        raise ValueError(f"probs must be (B, H, T, T) and mask (B, T, T), got {tuple(probs.shape)} "
-                         f"and {tuple(mask.shape)}")
+        raise ValueError(f"probs must be (B, H, T, T) and mask (B, T, T), got "
+                         f"{tuple(probs.shape)} and {tuple(mask.shape)}")
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor, got {mask.dtype}: pass mask.bool()")
     p = probs if probs.dtype in (torch.float32, torch.float64) else probs.float()
-    allowed = mask[:, None]
-    ent = -torch.where(allowed, torch.special.xlogy(p, p), 0).sum(-1, dtype=torch.float64)  # (B, H, T)
+    if not bool(torch.isfinite(p).all()):
+        raise ValueError(f"attention probabilities of layer {layer} contain NaN or inf: the "
+                         "model overflowed; run it in float32")
+    plogp = torch.where(mask[:, None], torch.special.xlogy(p, p), 0)
+    ent = -plogp.sum(-1, dtype=torch.float64)  # (B, H, T)
     n_keys = mask.sum(-1)  # (B, T)
     rows, norm_rows = n_keys > 0, n_keys > 1
     inv_log = torch.where(norm_rows, 1.0 / torch.log(n_keys.clamp(min=2).double()), 0.0)
@@ -138,7 +146,8 @@ def attention_entropy_reducer(layer: int, probs: torch.Tensor, mask: torch.Tenso
 
 
 def _context_length(model, tokenizer) -> int:
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    cfg = model.config
+    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
     ctx = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
     tml = getattr(tokenizer, "model_max_length", None)
     if isinstance(tml, int) and 0 < tml <= 10**7:  # HF uses ~1e30 for "unknown"
@@ -164,8 +173,8 @@ def _encode(tokenizer, texts: list, offset: int, max_length: int, on_truncate) -
     for i in long:
         (on_truncate or _warn_truncated)(offset + i, len(ids[i]), max_length)
     if long:
-        cut = tokenizer([texts[i] for i in long], truncation=True, max_length=max_length)["input_ids"]
-        for i, seq in zip(long, cut):
+        cut = tokenizer([texts[i] for i in long], truncation=True, max_length=max_length)
+        for i, seq in zip(long, cut["input_ids"]):
             ids[i] = seq
     for i, seq in enumerate(ids):
         if len(seq) == 0:
@@ -214,7 +223,7 @@ def _layer_set(layers, n: int) -> set[int]:
         raise ValueError(f"layers must be a list of indices, got {layers!r}: e.g. layers=[0, -1]")
     out = set()
     for l in layers:
-        if isinstance(l, bool) or not isinstance(l, (int, np.integer)) or not -n <= l < n:
+        if not _is_int(l) or not -n <= l < n:
             raise ValueError(f"layers: {l!r} is not an index in [-{n}, {n}) (embed, "
                              f"{n - 2} blocks, final_norm): fix the list")
         out.add(int(l) % n)
@@ -222,16 +231,40 @@ def _layer_set(layers, n: int) -> set[int]:
 
 
 def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not _is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _hook_specs(points, wanted, attn_modules, reducer, mask, hidden, attention) -> list:
+    """(module, hook, with_kwargs) triples that fill ``hidden`` and ``attention`` in place."""
+
+    def keep(index):
+        def hook(module, args, output):
+            out = output[0] if isinstance(output, (tuple, list)) else output
+            hidden[index] = out.to(torch.float32)
+        return hook
+
+    def reduce(number):
+        def hook(module, args, kwargs, output):
+            probs = output[1] if isinstance(output, (tuple, list)) and len(output) > 1 else None
+            if not isinstance(probs, torch.Tensor):
+                raise ValueError(f"block {number}'s attention returned no probabilities: load "
+                                 "the model with attn_implementation='eager'")
+            allowed = _allowed_keys(kwargs.get("attention_mask"), mask)
+            attention[number] = reducer(number, probs, allowed)
+        return hook
+
+    specs = [(points[i], keep(i), False) for i in sorted(wanted)]
+    return specs + [(m, reduce(i), True) for i, m in enumerate(attn_modules, 1)]
 
 
 def iter_capture(model, tokenizer, texts: Iterable[str], *, batch_size: int = 8,
                  max_length: int | None = None, layers: Iterable[int] | None = None,
                  logits: bool = False, attention_reducer: Callable | None = None,
                  device=None, progress: Callable[[int], Any] | None = None,
-                 on_truncate: Callable[[int, int, int], Any] | None = None) -> Iterator[CaptureBatch]:
+                 on_truncate: Callable[[int, int, int], Any] | None = None,
+                 ) -> Iterator[CaptureBatch]:
     """Yield a ``CaptureBatch`` per ``batch_size`` texts (any iterable, consumed lazily).
 
     ``max_length``: truncation length (default: the model's context, capped by a sane
@@ -249,47 +282,37 @@ def iter_capture(model, tokenizer, texts: Iterable[str], *, batch_size: int = 8,
     names = ["embed", *(f"block_{i}" for i in range(1, n - 1)), "final_norm"]
     wanted = _layer_set(layers, n)
     batch_size = _positive_int(batch_size, "batch_size")
-    max_length = _context_length(model, tokenizer) if max_length is None else _positive_int(max_length, "max_length")
+    if max_length is None:
+        max_length = _context_length(model, tokenizer)
+    max_length = _positive_int(max_length, "max_length")
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
         raise ValueError("texts must be an iterable of strings (a list, not a single str)")
+    if model.training:
+        raise ValueError("the model is in training mode (dropout on): call model.eval() first")
     if tokenizer.pad_token_id is None:
-        raise ValueError("the tokenizer has no pad token: set tokenizer.pad_token = tokenizer.eos_token")
+        raise ValueError("the tokenizer has no pad token: "
+                         "set tokenizer.pad_token = tokenizer.eos_token")
     if device is None:
         device = model.get_input_embeddings().weight.device
-    attn_modules = [_attention_module(b, i) for i, b in enumerate(blocks, 1)] if attention_reducer else []
+    attn_modules = []
+    if attention_reducer is not None:
+        attn_modules = [_attention_module(b, i) for i, b in enumerate(blocks, 1)]
     forward = model if logits else model.base_model
     source, offset = iter(texts), 0
     while chunk := list(islice(source, batch_size)):
         input_ids, mask = _encode(tokenizer, chunk, offset, max_length, on_truncate)
         input_ids, mask = input_ids.to(device), mask.to(device)
         hidden: list[torch.Tensor | None] = [None] * n
-        attention: dict[int, Any] | None = {} if attention_reducer else None
-
-        def keep(index):
-            def hook(module, args, output):
-                out = output[0] if isinstance(output, (tuple, list)) else output
-                hidden[index] = out.to(torch.float32)
-            return hook
-
-        def reduce(number):
-            def hook(module, args, kwargs, output):
-                probs = output[1] if isinstance(output, (tuple, list)) and len(output) > 1 else None
-                if not isinstance(probs, torch.Tensor):
-                    raise ValueError(f"block {number}'s attention returned no probabilities: load the "
-                                     "model with attn_implementation='eager'")
-                allowed = _allowed_keys(kwargs.get("attention_mask"), mask)
-                attention[number] = attention_reducer(number, probs, allowed)
-            return hook
-
-        points = [embed, *blocks, norm]
-        regs = [(points[i], keep(i), False) for i in sorted(wanted)]
-        regs += [(m, reduce(i), True) for i, m in enumerate(attn_modules, 1)]
+        attention = {} if attention_reducer is not None else None
+        specs = _hook_specs([embed, *blocks, norm], wanted, attn_modules, attention_reducer,
+                            mask, hidden, attention)
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        with _eager_attention(model, bool(attention_reducer)), _hooks(regs), torch.inference_mode():
-            out = forward(input_ids=input_ids, attention_mask=mask.long(), position_ids=positions,
-                          use_cache=False)
-        yield CaptureBatch(input_ids, mask, hidden, out.logits.to(torch.float32) if logits else None,
-                           attention, names, offset)
+        with (_eager_attention(model, attention_reducer is not None), _hooks(specs),
+              torch.inference_mode()):
+            out = forward(input_ids=input_ids, attention_mask=mask.long(),
+                          position_ids=positions, use_cache=False)
+        out_logits = out.logits.to(torch.float32) if logits else None
+        yield CaptureBatch(input_ids, mask, hidden, out_logits, attention, names, offset)
         offset += len(chunk)
         if progress is not None:
             progress(len(chunk))
@@ -297,14 +320,14 @@ def iter_capture(model, tokenizer, texts: Iterable[str], *, batch_size: int = 8,
         raise ValueError("texts is empty: pass at least one string")
 
 
-def stream(model, tokenizer, texts: Iterable[str], consumers: list[Callable[[CaptureBatch], Any]],
-           **kw) -> int:
+def stream(model, tokenizer, texts: Iterable[str],
+           consumers: list[Callable[[CaptureBatch], Any]], **kw) -> int:
     """Feed every ``iter_capture`` batch to each consumer in turn; returns the number of texts.
 
     Consumers (e.g. per-layer accumulators updated with ``batch.tokens(l)``) see each batch
     once, so a corpus of any size streams through in bounded memory.
     """
-    if isinstance(consumers, Callable) or not consumers or not all(callable(c) for c in consumers):
+    if callable(consumers) or not consumers or not all(callable(c) for c in consumers):
         raise ValueError("consumers must be a non-empty list of callables taking a CaptureBatch")
     total = 0
     for batch in iter_capture(model, tokenizer, texts, **kw):

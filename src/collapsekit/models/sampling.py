@@ -245,9 +245,8 @@ class _Model:
         self.device = (torch.device(device) if device is not None
                        else next(model.parameters()).device)
 
-    def step(self, ids: torch.Tensor, cache, length: int):
-        mask = torch.ones(ids.shape[0], length, dtype=torch.long, device=self.device)
-        out = self.model(input_ids=ids, attention_mask=mask, use_cache=True,
+    def step(self, ids: torch.Tensor, cache, mask: torch.Tensor, pos: torch.Tensor):
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
                          **{self.cache_name: cache}, **self.keep)
         logits = out.logits[:, -1, :].to(torch.float64)
         if not torch.isfinite(logits.amax(-1)).all():
@@ -256,12 +255,19 @@ class _Model:
         return logits, out[self.cache_name]
 
 
-def _generate(lm: _Model, ids: list[int], u: torch.Tensor, dec: Decoding, stop: torch.Tensor):
-    """Decode ``len(u)`` rows from one prompt; returns (tokens, logprobs, sampling_logprobs,
-    lengths, hit_stop) on CPU, each row valid up to its length."""
+def _generate(lm: _Model, prompts: list[list[int]], u: torch.Tensor, dec: Decoding,
+              stop: torch.Tensor, pad: int):
+    """Decode one row per entry of ``prompts`` (token ids; rows may come from different
+    prompts: they are left-padded, masked, and given positions that count real tokens only).
+    Returns (tokens, logprobs, sampling_logprobs, lengths, hit_stop) on CPU, each row valid
+    up to its length."""
     rows, steps = u.shape
     u = u.to(lm.device)
-    inp = torch.tensor([ids], device=lm.device).repeat(rows, 1)
+    width = max(map(len, prompts))
+    inp = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=lm.device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts],
+                        device=lm.device)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
     toks = torch.zeros(rows, steps, dtype=torch.long, device=lm.device)
     lp = torch.zeros(rows, steps, dtype=torch.float64, device=lm.device)
     slp = torch.zeros_like(lp)
@@ -269,7 +275,7 @@ def _generate(lm: _Model, ids: list[int], u: torch.Tensor, dec: Decoding, stop: 
     done = torch.zeros(rows, dtype=torch.bool, device=lm.device)
     cache = None
     for t in range(steps):
-        logits, cache = lm.step(inp, cache, len(ids) + t)
+        logits, cache = lm.step(inp, cache, mask, pos)
         logp = torch.log_softmax(logits, dim=-1)
         if dec.temperature == 0:
             tok = logits.argmax(-1)
@@ -284,7 +290,8 @@ def _generate(lm: _Model, ids: list[int], u: torch.Tensor, dec: Decoding, stop: 
         done |= new
         if bool(done.all()):
             break
-        inp = tok[:, None]
+        inp, pos = tok[:, None], pos[:, -1:] + 1
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
     return toks.cpu(), lp.cpu(), slp.cpu(), lengths.cpu(), done.cpu()
 
 
@@ -319,6 +326,7 @@ def sample(model, tokenizer, prompts, *, k: int = 8, decoding: Decoding = Decodi
     found = _read_cache(path) if path is not None else {}
     keys = [[sample_key(model_key, text, decoding, seed, i) for i in range(k)] for _, text in items]
     todo = [j for j, ks in enumerate(keys) if not all(x in found for x in ks)]
+    todo_set = set(todo)
     if progress is not None and len(todo) < len(items):
         progress(len(items) - len(todo))
     if todo:
@@ -329,38 +337,46 @@ def sample(model, tokenizer, prompts, *, k: int = 8, decoding: Decoding = Decodi
         lm = _Model(model, device)
         stop = torch.tensor(_stop_ids(model, tokenizer, decoding.chat), dtype=torch.long,
                             device=lm.device)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(stop[0])
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         was_training = model.training
         model.eval()
+        encoded: dict[int, list[int]] = {}
+        n_cut = 0
+
+        def prompt_ids(j):
+            nonlocal n_cut
+            if j not in encoded:
+                ids = _encode(tokenizer, items[j][1], decoding.chat)
+                if not ids:
+                    raise ValueError(f"prompt {items[j][0]!r} encodes to zero tokens; give "
+                                     "some text")
+                room = ctx - decoding.max_new_tokens if ctx is not None else len(ids)
+                n_cut += len(ids) > room
+                encoded[j] = ids[-room:]
+            return encoded[j]
+
         try:
             with torch.inference_mode(), (open(path, "ab") if path else nullcontext()) as f:
-                n_cut = 0
-                for j in todo:
-                    pid, text = items[j]
-                    ids = _encode(tokenizer, text, decoding.chat)
-                    if not ids:
-                        raise ValueError(f"prompt {pid!r} encodes to zero tokens; give some text")
-                    room = ctx - decoding.max_new_tokens if ctx is not None else len(ids)
-                    n_cut += len(ids) > room
-                    rows = batch_size or k
-                    for c in range(0, k, rows):
-                        chunk = range(c, min(c + rows, k))
-                        if all(keys[j][i] in found for i in chunk):
-                            continue
-                        new = _samples(lm, tokenizer, ids[-room:], chunk,
-                                       [keys[j][i] for i in chunk], pid, text, decoding, seed,
-                                       model_key, stop)
-                        new = [s for s in new if s.key not in found]
-                        found.update((s.key, s) for s in new)
-                        if f is not None:
-                            f.write(b"".join(json.dumps(s.to_dict()).encode() + b"\n"
-                                             for s in new))
+                for group in _groups(len(items), k, batch_size or max(k, 32)):
+                    rows = [(j, i) for j, chunk in group for i in chunk]
+                    if all(keys[j][i] in found for j, i in rows):
+                        continue
+                    new = _samples(lm, tokenizer, [prompt_ids(j) for j, _ in rows], rows, keys,
+                                   items, decoding, seed, model_key, stop, pad)
+                    new = [x for x in new if x.key not in found]
+                    found.update((x.key, x) for x in new)
                     if f is not None:
+                        f.write(b"".join(json.dumps(x.to_dict()).encode() + b"\n" for x in new))
                         f.flush()
                         os.fsync(f.fileno())
                     if progress is not None:
-                        progress(1)
+                        finished = {j for j, _ in rows if j in todo_set
+                                    and all(x in found for x in keys[j])}
+                        todo_set.difference_update(finished)
+                        if finished:
+                            progress(len(finished))
         finally:
             model.train(was_training)
         if n_cut:
@@ -370,18 +386,36 @@ def sample(model, tokenizer, prompts, *, k: int = 8, decoding: Decoding = Decodi
     return [replace(found[x], prompt_id=pid) for (pid, _), ks in zip(items, keys) for x in ks]
 
 
-def _samples(lm, tokenizer, ids, indices, keys, pid, text, dec, seed, model_key, stop):
-    gens = [torch.Generator().manual_seed(int(x[:16], 16) >> 1) for x in keys]
+def _groups(n_prompts: int, k: int, rows: int):
+    """Fixed forward-pass groups over the whole prompt list: (prompt, sample-index chunk)
+    pairs filling at most ``rows`` rows (a prompt with k > rows is split into chunks). Being
+    fixed, a resumed run recomputes exactly the groups of the uninterrupted one."""
+    group, used = [], 0
+    for j in range(n_prompts):
+        for c in range(0, k, rows):
+            chunk = range(c, min(c + rows, k))
+            if used + len(chunk) > rows:
+                yield group
+                group, used = [], 0
+            group.append((j, chunk))
+            used += len(chunk)
+    if group:
+        yield group
+
+
+def _samples(lm, tokenizer, prompt_ids, rows, keys, items, dec, seed, model_key, stop, pad):
+    row_keys = [keys[j][i] for j, i in rows]
+    gens = [torch.Generator().manual_seed(int(x[:16], 16) >> 1) for x in row_keys]
     u = torch.stack([torch.rand(dec.max_new_tokens, generator=g, dtype=torch.float64)
                      for g in gens])
-    toks, lp, slp, lengths, hit = _generate(lm, ids, u, dec, stop)
+    toks, lp, slp, lengths, hit = _generate(lm, prompt_ids, u, dec, stop, pad)
     out = []
-    for r, i in enumerate(indices):
+    for r, (j, i) in enumerate(rows):
         n = int(lengths[r])
         tids = toks[r, :n].tolist()
         body = tids[:-1] if hit[r] else tids
         out.append(Sample(
-            key=keys[r], prompt_id=pid, prompt=text, sample_index=i,
+            key=row_keys[r], prompt_id=items[j][0], prompt=items[j][1], sample_index=i,
             text=tokenizer.decode(body, skip_special_tokens=True), token_ids=tids,
             token_logprobs=lp[r, :n].tolist(), sampling_logprobs=slp[r, :n].tolist(),
             finish_reason="eos" if hit[r] else "length", decoding=asdict(dec), seed=seed,

@@ -1,0 +1,160 @@
+"""Neural collapse of a causal LM with the next token as the class (Wu & Papyan 2024).
+
+One streaming pass: each real position t of a text (except the last) is a sample whose
+feature is the residual stream at a captured layer and whose label is the token at t + 1.
+A cheap tokenizer-only pass counts labels first, so ``max_classes`` / ``min_count`` pick
+the tracked classes before anything K×D is allocated. Per layer, a float64
+:class:`ClassMoments` gives NC1, CDNV, NC2; at ``final_norm`` the unembedding rows are the
+classifier (NC3), and NC4 compares, on held-out texts, the nearest class mean with the
+LM's argmax restricted to the included classes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..metrics.neural_collapse import collapse_metrics, nc4_predictions
+from ..models.capture import stream
+from ..stats.classes import ClassMoments
+
+SECTION = "neural collapse"
+_FINAL = "final_norm"
+
+
+def layer_names(n_layers: int) -> list[str]:
+    """Capture-point names: embed, block_1..block_L, final_norm."""
+    return ["embed", *(f"block_{i}" for i in range(1, n_layers + 1)), _FINAL]
+
+
+def resolve_layers(layers, names: list[str]) -> list[int]:
+    """Indices of ``layers`` given by name ("final_norm", "block_3") or index (-1 = last)."""
+    if isinstance(layers, (str, int)):
+        layers = [layers]
+    out = []
+    for layer in layers:
+        if isinstance(layer, str) and layer in names:
+            out.append(names.index(layer))
+        elif (isinstance(layer, (int, np.integer)) and not isinstance(layer, bool)
+              and -len(names) <= layer < len(names)):
+            out.append(int(layer) % len(names))
+        else:
+            raise ValueError(f"unknown layer {layer!r}: use embed, block_1..block_"
+                             f"{len(names) - 2}, final_norm or an index in "
+                             f"[-{len(names)}, {len(names)})")
+    if not out:
+        raise ValueError("layers is empty: pass at least one, e.g. ('final_norm',)")
+    return sorted(set(out))
+
+
+def next_token_pairs(batch, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features (n, D), labels (n,)): positions whose next position is a real token too."""
+    valid = batch.mask[:, :-1] & batch.mask[:, 1:]
+    return batch.hidden[layer][:, :-1][valid], batch.input_ids[:, 1:][valid]
+
+
+def label_counts(tokenizer, texts, *, max_length: int, num_classes: int,
+                 chunk: int = 512) -> np.ndarray:
+    """Next-token label frequencies (length ``num_classes``), tokenizing as capture does."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for i in range(0, len(texts), chunk):
+        ids = tokenizer(list(texts[i:i + chunk]), truncation=True, max_length=max_length,
+                        verbose=False)["input_ids"]
+        labels = np.fromiter((t for seq in ids for t in seq[1:]), dtype=np.int64)
+        if labels.size and labels.max() >= num_classes:
+            raise ValueError(f"token id {int(labels.max())} is outside the unembedding's "
+                             f"{num_classes} rows: tokenizer and model do not match")
+        counts += np.bincount(labels, minlength=num_classes)
+    return counts
+
+
+def count_histogram(counts: np.ndarray, included: np.ndarray) -> list[dict]:
+    """Rows per class-count bin 0, 1, 2–3, 4–7, …: classes, tokens, classes included."""
+    inc = np.zeros(len(counts), dtype=bool)
+    inc[included] = True
+    bins = np.where(counts > 0, np.floor(np.log2(np.maximum(counts, 1))).astype(int) + 1, 0)
+    rows = []
+    for b in range(int(bins.max()) + 1):
+        sel = bins == b
+        lo, hi = (0, 0) if b == 0 else (2 ** (b - 1), 2**b - 1)
+        rows.append({"count_min": lo, "count_max": hi, "classes": int(sel.sum()),
+                     "tokens": int(counts[sel].sum()), "included": int(inc[sel].sum())})
+    return rows
+
+
+def _classifier(lm) -> tuple[np.ndarray, np.ndarray | None]:
+    head = lm.model.get_output_embeddings()
+    w = head.weight.detach().to("cpu", torch.float64).numpy()
+    b = getattr(head, "bias", None)
+    return w, None if b is None else b.detach().to("cpu", torch.float64).numpy()
+
+
+def _nc4(lm, stats, w, b, texts, layer: int, *, batch_size: int, max_length: int, tick) -> dict:
+    means, wk = stats.means, w[stats.classes]
+    bk = None if b is None else b[stats.classes]
+    tally = np.zeros(4, dtype=np.int64)  # agree, ncc correct, classifier correct, n
+
+    def consume(batch):
+        x, y = next_token_pairs(batch, layer)
+        if len(x):
+            ncc, clf = nc4_predictions(x, means, wk, bias=bk)
+            y = y.cpu().numpy()
+            tally[:] += (int((ncc == clf).sum()), int((stats.classes[ncc] == y).sum()),
+                         int((stats.classes[clf] == y).sum()), len(y))
+        tick(len(batch.input_ids))
+
+    stream(lm.model, lm.tokenizer, texts, [consume], batch_size=batch_size,
+           max_length=max_length, layers=[layer], on_truncate=lambda *_: None)
+    n = max(int(tally[3]), 1)
+    return {"nc4_agreement": tally[0] / n, "nc4_ncc_accuracy": tally[1] / n,
+            "nc4_classifier_accuracy": tally[2] / n, "nc4_tokens": int(tally[3])}
+
+
+def stage(run, lm, texts, *, layers=(_FINAL,), heldout_texts=None, max_classes=None,
+          min_count=1, batch_size=8, max_length=256, console=None) -> None:
+    """Neural-collapse stage: records per layer under section "neural collapse" and the
+    table ``nc_class_counts``; skipped when ``run`` already holds it (resume)."""
+    from .progress import progress_bar
+
+    if run.has("nc1", section=SECTION):
+        return
+    names = layer_names(lm.n_layers)
+    wanted = resolve_layers(layers, names)
+    w, b = _classifier(lm)
+    counts = label_counts(lm.tokenizer, texts, max_length=max_length, num_classes=len(w))
+    accs = {l: ClassMoments.from_counts(counts, lm.hidden_size, max_classes=max_classes,
+                                        min_count=min_count, name=names[l]) for l in wanted}
+    truncated = [0]
+
+    def on_truncate(*_):
+        truncated[0] += 1
+
+    final = names.index(_FINAL)
+    with run.timer("neural_collapse"):
+        with progress_bar("neural collapse", len(texts), console) as tick:
+            def consume(batch):
+                for l, acc in accs.items():
+                    acc.update(*next_token_pairs(batch, l))
+                tick(len(batch.input_ids))
+
+            stream(lm.model, lm.tokenizer, texts, [consume], batch_size=batch_size,
+                   max_length=max_length, layers=wanted, on_truncate=on_truncate)
+        results, included = {}, None
+        for l, acc in accs.items():
+            stats = acc.finalize()
+            results[l] = collapse_metrics(stats, classifier=w if l == final else None)
+            if included is None or l == final:
+                included = stats.classes
+            if l == final and heldout_texts:
+                with progress_bar("neural collapse NC4", len(heldout_texts), console) as tick:
+                    results[l].update(_nc4(lm, stats, w, b, heldout_texts, l,
+                                           batch_size=batch_size, max_length=max_length,
+                                           tick=tick))
+    for l, res in results.items():
+        for metric, value in res.items():
+            if metric not in ("global_mean", "cdnv_power"):
+                run.add(metric, value, section=SECTION, layer=l, layer_name=names[l])
+    run.table("nc_class_counts", count_histogram(counts, included))
+    run.meta(neural_collapse_tokens=int(counts.sum()), neural_collapse_truncated_texts=truncated[0],
+             neural_collapse_global_mean="class_means", neural_collapse_vocab=len(w))
+    run.write()
