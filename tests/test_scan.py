@@ -57,28 +57,31 @@ def test_scan_writes_metrics_tables_and_report(tiny_spec, tmp_path):
 
 def test_interrupted_scan_resumes_without_recomputing_samples(tiny_spec, tmp_path, counted,
                                                               monkeypatch):
-    cfg, out = ScanConfig(model=tiny_spec, **TINY), tmp_path / "run"
+    # 4 prompts × k=2 with 4 rows per forward pass: two sampling groups of two prompts
+    cfg, out = ScanConfig(model=tiny_spec, sample_batch=4, **TINY), tmp_path / "run"
     full = run_scan(cfg, tmp_path / "reference", n_prompts=4)
     reference = (full.parent / "samples.jsonl").read_text()
 
-    from collapsekit.studies import diversity
-    real_stage = diversity.sample_stage
+    from collapsekit.models import sampling
+    real_generate, calls = sampling._generate, []
 
-    def interrupted(run, lm, prompts, **kw):  # Ctrl-C after two prompts' samples are written
-        real_stage(run, lm, prompts[:2], **kw)
-        raise KeyboardInterrupt
+    def ctrl_c_in_second_group(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_generate(*a, **kw)
 
-    monkeypatch.setattr(diversity, "sample_stage", interrupted)
+    monkeypatch.setattr(sampling, "_generate", ctrl_c_in_second_group)
     with pytest.raises(KeyboardInterrupt):
         run_scan(cfg, out, n_prompts=4)
-    monkeypatch.setattr(diversity, "sample_stage", real_stage)
+    monkeypatch.setattr(sampling, "_generate", real_generate)
     assert len((out / "samples.jsonl").read_text().splitlines()) == 2 * cfg.k
 
     counted["n"] = 0
     run_scan(cfg, out, n_prompts=4, resume=True)
     # geometry was finished before the interruption: no forward pass for it; sampling only
-    # for the two missing prompts: 2 prompts × (1 prefill per sample + ≤ max_new_tokens steps)
-    assert 0 < counted["n"] <= 2 * (cfg.k + cfg.max_new_tokens)
+    # for the second group: 1 prefill + at most max_new_tokens - 1 cached steps
+    assert 0 < counted["n"] <= cfg.max_new_tokens
     assert (out / "samples.jsonl").read_text() == reference
 
     counted["n"] = 0

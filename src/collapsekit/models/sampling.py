@@ -2,11 +2,12 @@
 
 Each sample i of a prompt draws its tokens by inverse-CDF sampling from its own stream of
 uniforms, made by a ``torch.Generator`` (on CPU) seeded from the sample's content key
-sha256(model_key, prompt, decoding.key(), seed, i); the rows of one forward pass are the
-fixed chunk of ``batch_size`` consecutive sample indices holding i, and a resumed prompt
-reruns whole chunks. So samples are bit-identical whether or not the run resumed and
-whatever the other prompts of the call; changing ``k``, ``batch_size`` or the device keeps
-the random draws but can change logits in the last bits (rarely flipping a token).
+sha256(model_key, prompt, decoding.key(), seed, i). A forward pass decodes a fixed group of
+rows (up to ``batch_size``, default max(k, 32); whole prompts, left-padded, positions
+counting real tokens only), and a resumed run recomputes whole groups, so samples are
+bit-identical whether or not the run resumed. Changing ``k``, ``batch_size``, the device or
+the other prompts of the call keeps the random draws but can change logits in the last bits
+(rarely flipping a token).
 
 Truncation follows the papers: top-k keeps the k most likely tokens (Fan et al., 2018,
 "Hierarchical Neural Story Generation"; ties with the k-th logit are kept, as in Hugging
@@ -304,8 +305,8 @@ def sample(model, tokenizer, prompts, *, k: int = 8, decoding: Decoding = Decodi
     ``prompts``: strings (ids 0..n-1) or (id, text) pairs. ``model_key`` names the model
     (and tokenizer) in the content keys. ``cache``: JSONL file; samples already there are
     reused without calling the model, new ones are appended (fsync'd) per finished prompt.
-    ``batch_size``: rows per forward pass (default ``k``); it keeps the random draws (see
-    the module docstring).
+    ``batch_size``: rows per forward pass (default max(k, 32)); it keeps the random draws
+    (see the module docstring).
     ``progress(n)`` is called with the number of newly finished prompts (cached ones first).
     ``device``: where inputs go (default: the device of the model's first parameter).
     Prompts longer than the context are cut from the left to leave ``max_new_tokens``.

@@ -71,7 +71,8 @@ def record(run, rows: list[dict], *, source: str, section: str = "diversity",
                 ci_high=high, n_groups=len(values), **scope)
 
 
-def sample_stage(run, lm, prompts: list[str], *, k: int, decoding, seed: int, console=None):
+def sample_stage(run, lm, prompts: list[str], *, k: int, decoding, seed: int,
+                 batch_size: int | None = None, console=None):
     """Sample k continuations per prompt into ``run/samples.jsonl`` (reused on rerun)."""
     from ..models.sampling import sample
     from .progress import progress_bar
@@ -79,7 +80,8 @@ def sample_stage(run, lm, prompts: list[str], *, k: int, decoding, seed: int, co
     with run.timer("sampling"), progress_bar("sampling", len(prompts), console) as tick:
         samples = sample(lm.model, lm.tokenizer, list(enumerate(prompts)), k=k,
                          decoding=decoding, seed=seed, model_key=lm.weight_hash,
-                         cache=run.file("samples.jsonl"), progress=tick)
+                         cache=run.file("samples.jsonl"), batch_size=batch_size,
+                         progress=tick)
     run.table("samples", [s.to_dict() for s in samples])
     run.meta(samples_file="samples.jsonl", samples_table="samples")
     run.write()

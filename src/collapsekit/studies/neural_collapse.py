@@ -3,7 +3,8 @@
 One streaming pass: each real position t of a text (except the last) is a sample whose
 feature is the residual stream at a captured layer and whose label is the token at t + 1.
 A cheap tokenizer-only pass counts labels first, so ``max_classes`` / ``min_count`` pick
-the tracked classes before anything K×D is allocated. Per layer, a float64
+the tracked classes before anything K×D is allocated (and texts then run shortest first, to
+pad little). Per layer, a float64
 :class:`ClassMoments` gives NC1, CDNV, NC2; at ``final_norm`` the unembedding rows are the
 classifier (NC3), and NC4 compares, on held-out texts, the nearest class mean with the
 LM's argmax restricted to the included classes.
@@ -54,18 +55,27 @@ def next_token_pairs(batch, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def label_counts(tokenizer, texts, *, max_length: int, num_classes: int,
-                 chunk: int = 512) -> np.ndarray:
-    """Next-token label frequencies (length ``num_classes``), tokenizing as capture does."""
+                 chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """(next-token label frequencies of length ``num_classes``, token length of each text),
+    tokenizing as capture does (truncated to ``max_length``)."""
     counts = np.zeros(num_classes, dtype=np.int64)
+    lengths = []
     for i in range(0, len(texts), chunk):
         ids = tokenizer(list(texts[i:i + chunk]), truncation=True, max_length=max_length,
                         verbose=False)["input_ids"]
+        lengths += map(len, ids)
         labels = np.fromiter((t for seq in ids for t in seq[1:]), dtype=np.int64)
         if labels.size and labels.max() >= num_classes:
             raise ValueError(f"token id {int(labels.max())} is outside the unembedding's "
                              f"{num_classes} rows: tokenizer and model do not match")
         counts += np.bincount(labels, minlength=num_classes)
-    return counts
+    return counts, np.array(lengths, dtype=np.int64)
+
+
+def by_length(texts, lengths) -> list[str]:
+    """Texts sorted by token length: batches of similar lengths waste little on padding
+    (the statistics do not depend on the order)."""
+    return [texts[i] for i in np.argsort(lengths, kind="stable")]
 
 
 def count_histogram(counts: np.ndarray, included: np.ndarray) -> list[dict]:
@@ -103,7 +113,8 @@ def _nc4(lm, stats, w, b, texts, layer: int, *, batch_size: int, max_length: int
                          int((stats.classes[clf] == y).sum()), len(y))
         tick(len(batch.input_ids))
 
-    stream(lm.model, lm.tokenizer, texts, [consume], batch_size=batch_size,
+    _, lengths = label_counts(lm.tokenizer, texts, max_length=max_length, num_classes=len(w))
+    stream(lm.model, lm.tokenizer, by_length(texts, lengths), [consume], batch_size=batch_size,
            max_length=max_length, layers=[layer], on_truncate=lambda *_: None)
     n = max(int(tally[3]), 1)
     return {"nc4_agreement": tally[0] / n, "nc4_ncc_accuracy": tally[1] / n,
@@ -121,7 +132,8 @@ def stage(run, lm, texts, *, layers=(_FINAL,), heldout_texts=None, max_classes=N
     names = layer_names(lm.n_layers)
     wanted = resolve_layers(layers, names)
     w, b = _classifier(lm)
-    counts = label_counts(lm.tokenizer, texts, max_length=max_length, num_classes=len(w))
+    counts, lengths = label_counts(lm.tokenizer, texts, max_length=max_length,
+                                   num_classes=len(w))
     accs = {l: ClassMoments.from_counts(counts, lm.hidden_size, max_classes=max_classes,
                                         min_count=min_count, name=names[l]) for l in wanted}
     truncated = [0]
@@ -137,8 +149,9 @@ def stage(run, lm, texts, *, layers=(_FINAL,), heldout_texts=None, max_classes=N
                     acc.update(*next_token_pairs(batch, l))
                 tick(len(batch.input_ids))
 
-            stream(lm.model, lm.tokenizer, texts, [consume], batch_size=batch_size,
-                   max_length=max_length, layers=wanted, on_truncate=on_truncate)
+            stream(lm.model, lm.tokenizer, by_length(texts, lengths), [consume],
+                   batch_size=batch_size, max_length=max_length, layers=wanted,
+                   on_truncate=on_truncate)
         results, included = {}, None
         for l, acc in accs.items():
             stats = acc.finalize()

@@ -31,7 +31,8 @@ class ScanConfig:
     human_source: str = "wikipedia"
     human_n: int = 256
     max_length: int = 128
-    batch_size: int = 8
+    batch_size: int = 8  # texts per forward pass (geometry)
+    sample_batch: int = 32  # rows per forward pass while sampling
     seed: int = 0
     device: str = "auto"
     dtype: str = "float32"
@@ -47,7 +48,8 @@ class ScanConfig:
             raise ValueError(f"k={self.k}: diversity needs at least 2 samples per prompt")
         if self.human_n < 2:
             raise ValueError(f"human_n={self.human_n}: geometry needs at least 2 texts")
-        if self.max_new_tokens < 1 or self.max_length < 8 or self.batch_size < 1:
+        if self.max_new_tokens < 1 or self.max_length < 8 or min(self.batch_size,
+                                                                  self.sample_batch) < 1:
             raise ValueError("max_new_tokens ≥ 1, max_length ≥ 8 and batch_size ≥ 1 are needed")
 
 
@@ -77,7 +79,8 @@ def run_scan(cfg: ScanConfig, out: str | Path, *, resume: bool = False, force: b
     decoding = Decoding(temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                         max_new_tokens=cfg.max_new_tokens)
     samples = diversity.sample_stage(run, lm, prompts, k=cfg.k, decoding=decoding,
-                                     seed=cfg.seed, console=console)
+                                     seed=cfg.seed, batch_size=cfg.sample_batch,
+                                     console=console)
     diversity.stage(run, diversity.group_samples(samples), human=human, seed=cfg.seed, prompts=dict(enumerate(prompts)))
 
     run.finish()
