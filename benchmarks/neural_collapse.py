@@ -128,8 +128,9 @@ def main() -> None:
           f"K={k} it would need {mb(k * k * 8)} each)")
     (etf_k, cm_k, cs_k), t_k, m_k = traced(lambda: kk_forms(sub))
     (etf_f, (cm_f, cs_f)), t_f, m_f = traced(lambda: (etf_error(sub), mean_cosine(sub)))
-    print(f"   K×K      {t_k:8.2f} s  peak {mb(m_k)}   etf {etf_k:.12f}  cos {cm_k:.3e} ± {cs_k:.6f}")
-    print(f"   O(K·D²)  {t_f:8.2f} s  peak {mb(m_f)}   etf {etf_f:.12f}  cos {cm_f:.3e} ± {cs_f:.6f}")
+    for name, t, mem, etf, cm, cs in (("K×K    ", t_k, m_k, etf_k, cm_k, cs_k),
+                                      ("O(K·D²)", t_f, m_f, etf_f, cm_f, cs_f)):
+        print(f"   {name}  {t:8.2f} s  peak {mb(mem)}   etf {etf:.12f}  cos {cm:.3e} ± {cs:.6f}")
     print(f"   speedup  {t_k / t_f:8.1f}x   rel diff: etf {abs(etf_f - etf_k) / etf_k:.1e}, "
           f"cos mean {abs(cm_f - cm_k) / abs(cm_k):.1e}, cos std {abs(cs_f - cs_k) / cs_k:.1e}")
     if kk < k:

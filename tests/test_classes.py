@@ -30,7 +30,9 @@ def rel(a, b):
 
 def test_hand_computed_two_classes():
     x = np.array([[0.0, 0.0], [2.0, 0.0], [10.0, 1.0], [10.0, 3.0], [7.0, 7.0]])
-    acc = ClassMoments(3, 2).update(x, [0, 0, 1, 1, 2])
+    acc = ClassMoments(3, 2).update(np.zeros((0, 2)), [])  # empty batch: no-op
+    assert acc.shift is None
+    acc.update(x, [0, 0, 1, 1, 2])
     st = acc.finalize()
     assert list(st.classes) == [0, 1] and list(st.counts) == [2, 2]
     assert st.singleton_classes == 1 and st.unseen_classes == 0 and st.n_samples == 4
@@ -122,8 +124,13 @@ def test_imbalanced_counts_one_to_thousand():
 
 
 def test_memory_guard_names_the_need_before_allocating():
-    assert memory_bytes(49152, 576) == 8 * (49152 * 578 + 576 * 576 + 4 * 576)
-    with pytest.raises(ValueError, match=r"49152 classes × 576 dims needs 21\d\.\d MiB.*max_classes"):
+    acc = ClassMoments(5000, 40, classes=np.arange(0, 5000, 2))
+    acc.update(np.ones((3, 40)), [0, 2, 4])
+    held = sum(a.nbytes for a in (acc.sums, acc.n, acc.sq, acc.shift, acc._row,
+                                  *acc.moments.state_dict().values()))
+    assert held <= memory_bytes(2500, 40, 5000) <= held + 8 * 2 * 40
+    need = r"49152 classes × 576 dims needs 21\d\.\d MiB.*max_classes"
+    with pytest.raises(ValueError, match=need):
         ClassMoments(49152, 576, max_bytes=100 * 2**20)
     with pytest.raises(ValueError, match=r"needs 7\d\d\.\d\d GiB"):  # would not fit in RAM
         ClassMoments(10**7, 10**4)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from collapsekit.metrics.neural_collapse import (cdnv, collapse_metrics, equinorm_cv, etf_error,
-                                                 mean_cosine, nc1, nc4_predictions,
-                                                 ncc_agreement, neural_collapse, self_duality)
+from collapsekit.metrics.neural_collapse import (cdnv, equinorm_cv, etf_error, mean_cosine, nc1,
+                                                 nc4_predictions, ncc_agreement,
+                                                 neural_collapse, self_duality)
 from collapsekit.stats.classes import ClassMoments
 
 from conftest import WORDS, make_model, make_tokenizer
@@ -304,7 +304,9 @@ def test_stage_matches_direct_computation_and_resumes(tmp_path, tiny_loaded, mon
         for metric in ("nc1", "cdnv", "equinorm_cv", "etf_error", "cos_mean", "duality_error",
                        "n_classes", "n_samples", "singleton_classes"):
             if metric in want:
-                assert rec[metric, name] == pytest.approx(want[metric], rel=1e-9), (metric, name)
+                # float32 activations differ in the last bits with batch shape (the stage
+                # batches texts by length): 1e-5, far below what a wrong label would change
+                assert rec[metric, name] == pytest.approx(want[metric], rel=1e-5), (metric, name)
     assert ("duality_error", "block_1") not in rec
     # NC4 on held-out positions against the direct nearest-mean / argmax
     x, y = direct_pairs(lm, texts, 4)

@@ -88,6 +88,15 @@ def geometry(model: str = Model,
              n: int = typer.Option(256, "--n", help="number of texts to use"),
              max_length: int = typer.Option(256, "--max-length", help="tokens per text"),
              batch_size: int = typer.Option(8, "--batch-size"),
+             neural_collapse: bool = typer.Option(
+                 False, "--neural-collapse", help="also NC1-NC4 with the next token as class"),
+             nc_layer: list[str] = typer.Option(
+                 ["final_norm"], "--nc-layer", help="layer name for neural collapse (repeat)"),
+             nc_max_classes: Optional[int] = typer.Option(
+                 None, "--nc-max-classes", help="keep the K most frequent next tokens"),
+             nc_min_count: int = typer.Option(2, "--nc-min-count",
+                                              help="classes seen at least this often"),
+             nc_heldout: int = typer.Option(32, "--nc-heldout", help="held-out texts for NC4"),
              device: str = Device, out: Optional[Path] = Out, resume: bool = Resume,
              force: bool = Force, as_json: bool = Json):
     """Per-layer representation geometry of a model on a text file (streamed)."""
@@ -95,9 +104,11 @@ def geometry(model: str = Model,
 
     out = out or Path("collapse-geometry")
     console = _console()
+    nc = dict(layers=tuple(nc_layer), max_classes=nc_max_classes, min_count=nc_min_count,
+              heldout=nc_heldout) if neural_collapse else None
     run_geometry(model, out, texts=texts, human=human, n=n, max_length=max_length,
-                 batch_size=batch_size, device=device, resume=resume, force=force,
-                 console=console)
+                 batch_size=batch_size, device=device, neural_collapse=nc, resume=resume,
+                 force=force, console=console)
     _finish(out, as_json, console)
 
 
@@ -122,6 +133,34 @@ def diversity(samples: Optional[Path] = typer.Option(
                   decoding=dict(temperature=temperature, top_p=top_p, top_k=top_k,
                                 max_new_tokens=max_new_tokens),
                   seed=seed, device=device, resume=resume, force=force, console=console)
+    _finish(out, as_json, console)
+
+
+@app.command()
+def simulate(learner: Optional[str] = typer.Option(None, "--learner",
+                                                   help="e.g. linear, gaussian, ngram, lm"),
+             strategy: Optional[str] = typer.Option(None, "--strategy",
+                                                    help="comma-separated, e.g. replace,accumulate"),
+             generations: Optional[int] = typer.Option(None, "--generations"),
+             seeds: Optional[int] = typer.Option(None, "--seeds", help="independent repetitions"),
+             param: list[str] = typer.Option([], "--param", help="learner parameter k=v (repeat)"),
+             config: Optional[Path] = typer.Option(None, "--config", help="TOML sweep file"),
+             out: Optional[Path] = Out, resume: bool = Resume, force: bool = Force,
+             as_json: bool = Json):
+    """Recursive training on generated data: replace vs accumulate, with closed forms."""
+    from .studies.recursion import run_simulate
+
+    params = {}
+    for item in param:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CollapsekitError(f"--param {item!r} is not key=value: write e.g. --param d=10")
+        params[key.strip()] = value.strip()
+    out = out or Path("collapse-simulate")
+    console = _console()
+    run_simulate(out, learner=learner, strategies=strategy, generations=generations, seeds=seeds, params=params,
+                 config_file=str(config) if config else None, resume=resume, force=force,
+                 console=console)
     _finish(out, as_json, console)
 
 

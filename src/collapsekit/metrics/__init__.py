@@ -3,6 +3,7 @@
 from .lexical import (compression_ratio, distinct_n, ead, homogenization, loop_rate,
                       ngram_diversity, rep_n, repetition_loops, self_bleu, self_repetition,
                       simctg_diversity)
+from .neural_collapse import neural_collapse
 from .semantic import (chamfer_distance, mean_pairwise_cosine, mean_pairwise_cosine_between,
                        semantic_volume, vendi_score)
 from .spectrum import (AlphaReq, alpha_req, anisotropy, dim_eff, isoscore,
@@ -15,7 +16,7 @@ __all__ = [
     "AlphaReq", "alpha_req", "anisotropy", "chamfer_distance", "compression_ratio",
     "cosine_judge", "degmat", "dim_eff", "distinct_n", "ead", "eigv", "homogenization",
     "isoscore", "loop_rate", "matrix_entropy_rank", "mean_pairwise_cosine",
-    "mean_pairwise_cosine_between", "ngram_diversity", "num_distinct_classes",
+    "mean_pairwise_cosine_between", "neural_collapse", "ngram_diversity", "num_distinct_classes",
     "num_semantic_sets", "participation_ratio", "rank_collapse_residual",
     "rank_collapse_residual_batch", "rankme", "rep_n", "repetition_loops", "self_bleu",
     "self_repetition", "semantic_classes", "semantic_entropy", "semantic_volume",

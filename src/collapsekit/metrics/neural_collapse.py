@@ -8,9 +8,10 @@ Papyan, Han & Donoho 2020 (PNAS, "Prevalence of neural collapse during the termi
 of deep learning training"); Galanti, György & Hutter 2022 (ICLR, "On the role of neural
 collapse in transfer learning"); Wu & Papyan 2024 (NeurIPS, "Linguistic Collapse: neural
 collapse in (large) language models"); Dang et al. 2023 (ICML, "Neural collapse in deep
-linear networks: from balanced to imbalanced data") for NC1 with imbalanced classes, where
-Σ_W averages over samples (classes weigh by n_c) and equinorm is not expected (the
-collapsed means' norms depend on n_c).
+linear networks: from balanced to imbalanced data"), who show that with imbalanced classes
+the collapsed (bias-free) means are orthogonal with norms set by n_c — so equinorm_cv and
+etf_error need not reach 0 there. Σ_W averages over samples (Papyan's Ave_{i,c}), so
+frequent classes weigh more; CDNV and the NC2 quantities weigh classes equally.
 
 Nothing K×K is ever formed: NC1, NC2 and the cosine statistics go through D×D matrices
 (O(K·D²)), CDNV through row tiles of the upper triangle (O(K²·D) time, O(tile) memory).
@@ -160,8 +161,8 @@ def _unit_rows(m: np.ndarray, what: str) -> np.ndarray:
 
 
 def mean_cosine(centred_means) -> tuple[float, float]:
-    """(mean, std) of cos(μ_i − μ_G, μ_j − μ_G) over the K(K−1)/2 pairs i < j (Papyan et
-    al. 2020, Fig. 3: equiangularity; a simplex ETF has mean −1/(K−1) and std 0).
+    """(mean, population std) of cos(μ_i − μ_G, μ_j − μ_G) over the K(K−1)/2 pairs i < j
+    (Papyan et al. 2020, Fig. 3: equiangularity; a simplex ETF has mean −1/(K−1), std 0).
 
     With unit rows U: mean = (‖Σ_c u_c‖² − K) / (K(K−1)), and the squared deviations sum to
     ½‖UUᵀ − m 11ᵀ − (1 − m) I‖_F², from the (D+1)×(D+1) Gram of [U, 1] (O(K·D²)).

@@ -115,8 +115,13 @@ def stage(run, lm, texts: list[str], *, batch_size: int, max_length: int, consol
 
 def run_geometry(model: str, out, *, texts=None, human: str = "wikipedia", n: int = 256,
                  max_length: int = 256, batch_size: int = 8, device: str = "auto",
-                 resume: bool = False, force: bool = False, console=None):
-    """``collapsekit geometry``: per-layer geometry of ``model`` on a text file or human text."""
+                 neural_collapse: dict | None = None, resume: bool = False, force: bool = False,
+                 console=None):
+    """``collapsekit geometry``: per-layer geometry of ``model`` on a text file or human text.
+
+    ``neural_collapse``: when given (options ``layers``, ``max_classes``, ``min_count``,
+    ``heldout`` = number of held-out texts for NC4), also measure neural collapse with the
+    next token as the class; held-out texts are the ones after the first ``n``."""
     from ..corpora import human_texts
     from ..io import read_texts
     from ..models.registry import load_model, resolve
@@ -124,15 +129,25 @@ def run_geometry(model: str, out, *, texts=None, human: str = "wikipedia", n: in
     from ..results import Run
 
     resolve(model)
-    corpus = read_texts(texts)[:n] if texts else human_texts(human, n, min_words=40)
+    nc = dict(neural_collapse) if neural_collapse is not None else None
+    heldout = nc.pop("heldout", 0) if nc else 0
+    every = read_texts(texts) if texts else human_texts(human, n + heldout, min_words=40)
+    corpus, heldout_texts = every[:n], every[n:n + heldout]
     if len(corpus) < 2:
         raise ValueError(f"geometry needs at least 2 texts, got {len(corpus)}")
     config = dict(model=model, texts=str(texts) if texts else f"human:{human}", n=len(corpus),
-                  max_length=max_length, batch_size=batch_size)
+                  max_length=max_length, batch_size=batch_size, neural_collapse=neural_collapse)
     run = Run(out, study="geometry", config=config, resume=resume, force=force)
     with run.timer("load_model"):
         lm = load_model(model, device=device)
     run.meta(model=lm.describe())
     stage(run, lm, corpus, batch_size=batch_size, max_length=max_length, console=console)
+    if nc is not None:
+        from . import neural_collapse as nc_study
+
+        with run.timer("neural_collapse"):
+            nc_study.stage(run, lm, corpus, heldout_texts=heldout_texts or None,
+                           batch_size=batch_size, max_length=max_length, console=console, **nc)
+        run.write()
     run.finish()
     return render(run.path)
