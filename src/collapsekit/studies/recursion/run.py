@@ -96,7 +96,7 @@ def plan(*, learner, strategies, generations, seeds, params, config_file=None, *
                   "generations")
     n_seeds = _count(seeds if seeds is not None else sweep.get("seeds", 1), "seeds")
     for s in strats:
-        s.check(lrn.n, gens)
+        s.check(lrn.n)
         bad = sorted(set(s.sampling) - lrn.sampling)
         if bad:
             raise ValueError(f"{s.label}: learner {name!r} does not support "
@@ -203,6 +203,10 @@ def record(run, learner, strategies, generations: int, seeds: int, done: dict) -
     return coverage
 
 
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
 def _print_closed_forms(run, learner, strategies, generations, coverage, console) -> None:
     from rich.table import Table
 
@@ -220,6 +224,11 @@ def _print_closed_forms(run, learner, strategies, generations, coverage, console
                       if sim.get("ci_low") is not None else "")
                 table.add_row(s.label, metric, str(t), f"{sim['value']:.4g}{ci}",
                               f"{cf['value']:.4g}", f"{coverage[s.label][metric]:.0%}")
+        for metric, v in learner.summary_closed_forms(s).items():
+            sim = recs[(metric, s.label, None, "simulation")]
+            ci = (f" [{sim['ci_low']:.4g}, {sim['ci_high']:.4g}]"
+                  if sim.get("ci_low") is not None else "")
+            table.add_row(s.label, metric, "-", f"{_num(sim['value'])}{ci}", f"{v:.4g}", "")
     if table.row_count:
         console.print(table)
 

@@ -18,12 +18,14 @@ generation t ≥ 2 adds the synthetic rows S drawn from model t−1 and trains o
   (Alemohammad et al. 2024, "fresh data loop").
 - ``mix``: p_{t+1} = α·p_θ + β·p_t + γ·p_0 as a finite set: round(α·n) synthetic rows,
   round(β·n) rows resampled (without replacement) from the previous training set, and the
-  rest from the original real rows; α + β + γ = 1 (Bertrand et al. 2024's mixing setting).
+  rest from the original real rows; α + β + γ = 1 (β = 0 is the real/synthetic mix of
+  Bertrand et al. 2024, "On the Stability of Iterative Retraining").
 
 Any strategy also takes sampling settings ``temperature``, ``top_k``, ``top_p`` (tail
 truncation when the synthetic rows are drawn; each learner says which it supports) and
 ``filter=q`` (0 < q ≤ 1): draw ⌈size/q⌉ candidates and keep the ``size`` that the learner's
-verifier (or a Python ``verifier(world, items) -> scores`` callable) scores highest.
+verifier scores highest; from Python, ``dataclasses.replace(strategy, verifier=fn)`` with
+``fn(world, items) -> (lanes, n) scores`` replaces the learner's.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ class Strategy:
         """Real rows used in total (generation 1 plus fresh ones)."""
         return n + (generations - 1) * self.fresh_size(n)
 
-    def check(self, n: int, generations: int) -> None:
+    def check(self, n: int) -> None:
         """Raise ValueError when the strategy cannot run with n examples per generation."""
         if self.name == "accumulate-subsample" and self.budget(n) > n:
             raise ValueError(f"{self.label}: budget {self.budget(n)} is larger than "

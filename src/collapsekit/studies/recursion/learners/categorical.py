@@ -40,12 +40,14 @@ def truncate(p: np.ndarray, settings: dict) -> np.ndarray:
     return out / out.sum(axis=1, keepdims=True)
 
 
-def _js(p, q):
+def js_nats(p, q):
+    """Jensen–Shannon divergence (nats) between the rows of two distributions."""
     m = 0.5 * (p + q)
-    return 0.5 * (_kl(p, m) + _kl(q, m))
+    return 0.5 * (kl_nats(p, m) + kl_nats(q, m))
 
 
-def _kl(p, q):
+def kl_nats(p, q):
+    """KL(p ‖ q) in nats over the last axis (0·log 0 = 0)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.sum(np.where(p > 0, p * np.log(p / q), 0.0), axis=-1)
 
@@ -116,8 +118,8 @@ class CategoricalLearner(Learner):
         out = {"entropy": ent, "support_size": np.sum(p > 0, axis=1).astype(np.float64),
                "gini_simpson": 1 - np.sum(p ** 2, axis=1),
                "missing_mass": np.sum(np.where(p > 0, 0.0, p0), axis=1),
-               "tv_real": 0.5 * np.sum(np.abs(p - p0), axis=1), "js_real": _js(p, p0),
-               "kl_model_real": _kl(p, p0)}
+               "tv_real": 0.5 * np.sum(np.abs(p - p0), axis=1), "js_real": js_nats(p, p0),
+               "kl_model_real": kl_nats(p, p0)}
         if self.p["init"] == "zipf":
             out["tail_mass"] = p[:, self._head():].sum(axis=1)
         return out

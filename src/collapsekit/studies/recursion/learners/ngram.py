@@ -18,7 +18,7 @@ from functools import cached_property
 import numpy as np
 
 from .base import Learner, Param
-from .categorical import _js
+from .categorical import js_nats
 
 PAD, END, UNK = 0, 1, 2
 _TOKEN = re.compile(r"[a-z0-9']+|[^\sa-z0-9']")
@@ -208,5 +208,5 @@ class NgramLearner(Learner):
         out["mean_length"] = float(np.mean([len(t.split()) for t in texts]))
         uni = self._unigram(world, model)
         out["support_size"] = float(np.sum(uni[UNK + 1:] > 0))
-        out["js_unigram_real"] = float(_js(uni, world["unigram"]))
+        out["js_unigram_real"] = float(js_nats(uni, world["unigram"]))
         return {k: np.array([v], dtype=np.float64) for k, v in out.items()}
