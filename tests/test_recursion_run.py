@@ -82,8 +82,22 @@ def test_resume_runs_only_missing_pairs(tmp_path, monkeypatch):
     assert resumed == load_run(tmp_path / "fresh")["records"]
     simulate(out, **ARGS, resume=True)  # all done: nothing runs again
     assert calls == ["replace", "accumulate", "accumulate"]
-    lines = (out / "checkpoints" / "curves.jsonl").read_text().splitlines()
+    ckpt = out / "checkpoints" / "curves.jsonl"
+    lines = ckpt.read_text().splitlines()
     assert len(lines) == 10 and json.loads(lines[0])["strategy"] == "replace"
+    # a last line cut mid-write: that pair runs again and the file stays line-valid
+    ckpt.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][:40])
+    monkeypatch.setattr(run, "run_lanes", interrupted)
+    simulate(out, **ARGS, resume=True)
+    assert calls[-1] == "accumulate" and len(calls) == 4
+    assert load_run(out)["records"] == resumed
+    valid = []
+    for line in ckpt.read_text().splitlines():
+        try:
+            valid.append(json.loads(line))
+        except json.JSONDecodeError:
+            assert line == lines[-1][:40]
+    assert len(valid) == 10 and valid[-1]["seed"] == 4
 
 
 def test_unbatched_learner_checkpoints_per_seed(tmp_path):

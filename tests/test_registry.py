@@ -95,3 +95,16 @@ def test_embedded_smollm2_is_cached_as_safetensors():
     with torch.inference_mode():
         nxt = lm.model(ids).logits[0, -1].argmax().item()
     assert lm.tokenizer.decode([nxt]).strip() == "Paris"
+
+
+@pytest.mark.slow
+def test_embedded_gemma3_loads_through_its_assembled_gguf():
+    """The second embedded model: a different family (gemma3, base, no chat template)."""
+    lm = registry.load_model("embedded:gemma3-270m")
+    assert type(lm.model).__name__ == "Gemma3ForCausalLM"
+    assert lm.n_layers == 18 and lm.hidden_size == 640
+    assert lm.weight_hash == registry.file_sha256(registry.embedded_gguf("gemma3-270m"))
+    ids = lm.tokenizer("The capital of France is", return_tensors="pt").input_ids
+    with torch.inference_mode():
+        nxt = lm.model(ids).logits[0, -1].argmax().item()
+    assert lm.tokenizer.decode([nxt]).strip() == "the"  # a base model continues the sentence

@@ -128,7 +128,14 @@ def _checkpoint(path: Path) -> dict:
 
 
 def _append(path: Path, results: list[dict], label: str) -> None:
+    cut = False
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            cut = f.read(1) != b"\n"
     with path.open("a", encoding="utf-8") as f:
+        if cut:  # a line cut by an interruption: end it, so the new lines stay whole
+            f.write("\n")
         for r in results:
             f.write(json.dumps({"strategy": label, **r}) + "\n")
         f.flush()
@@ -160,7 +167,8 @@ def simulate(run, learner, strategies, generations: int, seeds: int, console=Non
 
 def record(run, learner, strategies, generations: int, seeds: int, done: dict) -> dict:
     """Records (means, intervals, closed forms) and tables; returns the closed-form
-    coverage: the fraction of generations whose closed form lies inside the interval."""
+    coverage: the fraction of generations whose closed form lies inside the simulated 95%
+    interval (generations where every seed gave the same value are left out)."""
     coverage, rows = {}, {k: [] for k in ("strategy", "seed", "generation", "metric", "value")}
     for s in strategies:
         res = [done[(s.label, i)] for i in range(seeds)]
@@ -185,8 +193,10 @@ def record(run, learner, strategies, generations: int, seeds: int, done: dict) -
             for t, v in enumerate(curve, start=1):
                 run.add(metric, float(v), section="recursion", strategy=s.label,
                         generation=t, source="closed_form")
-            inside = [lo is not None and lo <= v <= hi for v, (_, lo, hi, _) in zip(curve, cis)]
-            coverage.setdefault(s.label, {})[metric] = float(np.mean(inside))
+            inside = [lo <= v <= hi for v, (_, lo, hi, _) in zip(curve, cis)
+                      if lo is not None and lo < hi]  # zero-width intervals say nothing
+            coverage.setdefault(s.label, {})[metric] = float(np.mean(inside)) if inside \
+                else None
         for metric in res[0]["summary"]:
             mean, lo, hi, k = mean_ci([r["summary"][metric] for r in res])
             run.add(metric, mean, section="recursion summary", strategy=s.label,
@@ -201,6 +211,10 @@ def record(run, learner, strategies, generations: int, seeds: int, done: dict) -
              for b, c in enumerate(hist) if c]
     run.table("provenance", first)
     return coverage
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{v:.0%}"
 
 
 def _num(v) -> str:
@@ -223,7 +237,7 @@ def _print_closed_forms(run, learner, strategies, generations, coverage, console
                 ci = (f" [{sim['ci_low']:.4g}, {sim['ci_high']:.4g}]"
                       if sim.get("ci_low") is not None else "")
                 table.add_row(s.label, metric, str(t), f"{sim['value']:.4g}{ci}",
-                              f"{cf['value']:.4g}", f"{coverage[s.label][metric]:.0%}")
+                              f"{cf['value']:.4g}", _pct(coverage[s.label][metric]))
         for metric, v in learner.summary_closed_forms(s).items():
             sim = recs[(metric, s.label, None, "simulation")]
             ci = (f" [{sim['ci_low']:.4g}, {sim['ci_high']:.4g}]"

@@ -127,8 +127,9 @@ class Strategy:
             keep = np.broadcast_to(np.arange(self._r(n)), (pool.lanes, self._r(n)))
             return Selection(chunks=tuple(new), rows=keep)
         # mix: alpha part = the new synthetic chunk; beta from prev; gamma from real rows
-        b = int(round(self.params["beta"] * n))
-        g = n - self.synthetic_size(t, n) - b
+        a = self.synthetic_size(t, n)
+        b = min(int(round(self.params["beta"] * n)), n - a)
+        g = n - a - b  # rounding leftovers go to the real part
         prev_rows = pool.indices(prev)
         pick = _draw(rngs, prev_rows.shape[1], b)
         rows = np.concatenate([np.take_along_axis(prev_rows, pick, axis=1),
