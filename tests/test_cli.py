@@ -78,3 +78,28 @@ def test_diversity_of_a_samples_file(monkeypatch, capsys, tmp_path):
     assert per[("semantic_spread", "varied")] > 0.5
     assert per[("distinct_1", "varied")] == pytest.approx(18 / 20)  # 20 tokens, "the" thrice
     assert (out / "index.html").is_file()
+
+
+def test_simulate_command_matches_its_closed_form(monkeypatch, capsys, tmp_path):
+    out = tmp_path / "sim"
+    code, stdout, _ = run_cli(monkeypatch, capsys, "simulate", "--learner", "linear",
+                              "--strategy", "replace,accumulate", "--generations", "5",
+                              "--seeds", "200", "--param", "d=4", "--param", "T=40",
+                              "--out", str(out), "--json")
+    assert code == 0
+    recs = json.loads(stdout)["records"]
+    sim = {(r["strategy"], r["generation"]): r for r in recs
+           if r["metric"] == "test_error" and r.get("source") == "simulation"}
+    ref = {(r["strategy"], r["generation"]): r["value"] for r in recs
+           if r["metric"] == "test_error" and r.get("source") == "closed_form"}
+    # OLS, replace: E_test(n) = n·σ²d/(T−d−1) = n·4/35 (σ² = 1)
+    assert ref[("replace", 5)] == pytest.approx(5 * 4 / 35)
+    r = sim[("replace", 5)]
+    assert r["ci_low"] <= ref[("replace", 5)] <= r["ci_high"]
+    assert sim[("accumulate", 5)]["value"] < r["value"]
+
+
+def test_simulate_param_must_be_key_value(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "simulate", "--learner", "linear",
+                           "--param", "d10", "--out", str(tmp_path / "s"))
+    assert code == 2 and "key=value" in err

@@ -170,3 +170,11 @@ def test_render_bad_input(tmp_path):
     Run(tmp_path, study="scan", config={})
     with pytest.raises(ValueError, match="at least 1"):
         render(tmp_path, samples_per_prompt=0)
+
+
+def test_closed_form_series_pair_with_their_simulation():
+    from collapsekit.report.plots import _reference
+
+    assert _reference("strategy=replace, source=closed_form") == ("strategy=replace", True)
+    assert _reference("strategy=replace, source=simulation") == ("strategy=replace", False)
+    assert _reference("model=a") == ("model=a", False)

@@ -112,6 +112,15 @@ def _axis(values) -> tuple[list, list | None]:
     return [order.index(str(v)) for v in values], order
 
 
+def _reference(label: str) -> tuple[str, bool]:
+    """Split a series label into (label without its source, is it a closed-form reference):
+    a closed form is drawn dashed in the colour of the simulation it belongs to."""
+    parts = [p for p in label.split(", ") if p]
+    ref = "source=closed_form" in parts
+    kept = [p for p in parts if p not in ("source=closed_form", "source=simulation")]
+    return ", ".join(kept), ref
+
+
 def line_plot(series: dict, *, metric: str, x_label: str, title: str) -> bytes:
     """One line per series ``{label: {"x", "y", "lo"?, "hi"?}}`` with an optional band."""
     from matplotlib.ticker import MaxNLocator
@@ -120,12 +129,16 @@ def line_plot(series: dict, *, metric: str, x_label: str, title: str) -> bytes:
     _, ticks = _axis(allx)
     with _figure(7.0 if len(series) <= 4 else 8.6, 3.8) as (fig, buf):
         ax = fig.subplots()
+        colours: dict[str, str] = {}
         for i, (label, s) in enumerate(series.items()):
             xs = [ticks.index(str(x)) for x in s["x"]] if ticks else s["x"]
-            style = dict(color=COLORS[i % len(COLORS)],
-                         linestyle=LINESTYLES[i // len(COLORS) % len(LINESTYLES)])
-            ax.plot(xs, s["y"], marker="o" if len(xs) <= 40 else None,
-                    label=_short(label) if label else None, **style)
+            base, reference = _reference(label)
+            colour = colours.setdefault(base, COLORS[len(colours) % len(COLORS)])
+            style = dict(color=colour, linestyle="--" if reference else
+                         LINESTYLES[(len(colours) - 1) // len(COLORS) % len(LINESTYLES)])
+            shown = f"{base} (closed form)" if reference else base
+            ax.plot(xs, s["y"], marker="o" if len(xs) <= 40 and not reference else None,
+                    label=_short(shown) if shown else None, **style)
             if s.get("lo") is not None:
                 ax.fill_between(xs, s["lo"], s["hi"], color=style["color"], alpha=0.18,
                                 linewidth=0)

@@ -87,7 +87,7 @@ class KDELearner(Learner):
         "d": Param(int, 1, "dimension", low=1),
         "m": Param(int, 100, "samples per generation", low=2),
         "bandwidth": Param(float, 0.3, "kernel standard deviation h (> 0)", low=0.0),
-        "n_test": Param(int, 1000, "real held-out test points (truth N(0, I))", low=1),
+        "n_test": Param(int, 500, "real held-out test points (truth N(0, I))", low=1),
     }
 
     def check(self) -> None:
@@ -99,7 +99,8 @@ class KDELearner(Learner):
         return self.p["m"]
 
     def world(self, rngs):
-        return {"test": stack(rngs, lambda g: g.standard_normal((self.p["n_test"], self.p["d"])))}
+        shape = (self.p["n_test"], self.p["d"])
+        return {"test": stack(rngs, lambda g: g.standard_normal(shape))}
 
     def real(self, world, n, rngs, start=0):
         return stack(rngs, lambda g: g.standard_normal((n, self.p["d"])))

@@ -1,8 +1,8 @@
 """Causal-LM fine-tune loop (Shumailov et al. 2024; Gerstgrasser et al. 2024, §3).
 
 Real data: human texts cut to ``max_tokens`` tokens. Each generation starts from the
-base weights (``reset=true``, as Shumailov et al. restart from the pre-trained model; false
-continues from the previous generation) and takes ``steps`` AdamW steps on batches of
+base weights (``reset=true``: generations differ only through their data; false continues
+from the previous generation's weights) and takes ``steps`` AdamW steps on batches of
 ``batch_size`` texts drawn from its training set. Synthetic texts continue the first
 ``prompt_tokens`` tokens of the seed's real training texts with ancestral sampling
 (temperature / top-k / top-p from the strategy), up to ``max_tokens`` tokens in all.
