@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/capture.py
+	$(BIN)/python benchmarks/capture.py --texts 48
 
 clean:
 	rm -rf $(VENV) collapse-report

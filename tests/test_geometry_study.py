@@ -71,3 +71,72 @@ def test_too_few_texts(tiny, tmp_path):
     one.write_text("just one text\n")
     with pytest.raises(ValueError, match="at least 2 texts"):
         run_geometry(spec, tmp_path / "x", texts=one)
+
+
+def _direct(texts):
+    """Per-(layer, head) attention entropy sums, per-layer residuals and logit-lens top-1
+    of the tiny llama, one text at a time from output_hidden_states / output_attentions."""
+    model, tok = make_model("llama"), make_tokenizer()
+    ent = np.zeros((3, 4))
+    rows = 0
+    res = {n: np.zeros(4) for n in ("fro", "l1linf")}
+    tops = []
+    with torch.inference_mode():
+        for text in texts:
+            out = model(**tok(text, return_tensors="pt"), output_hidden_states=True,
+                        output_attentions=True)
+            for l, a in enumerate(out.attentions):  # (1, H, T, T), causal
+                p = a[0].double().numpy()
+                ent[l] += -(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0)).sum((1, 2))
+            rows += out.attentions[0].shape[-1]
+            hs = [h[0].double().numpy() for h in out.hidden_states]
+            for i, h in enumerate(hs):
+                for norm in res:
+                    res[norm][i] += metrics.rank_collapse_residual(h, norm=norm)
+            lens = [model.lm_head(model.model.norm(h)).argmax(-1)[0].numpy()
+                    for h in out.hidden_states[:3]]
+            tops.append(np.stack(lens + [out.logits.argmax(-1)[0].numpy()]))
+    return ent / rows, {n: r / len(texts) for n, r in res.items()}, np.concatenate(tops, 1)
+
+
+def test_attention_residual_and_logit_lens_match_direct_computation(tiny, tmp_path):
+    spec, texts = tiny
+    out = tmp_path / "geo"
+    run_geometry(spec, out, texts=texts, n=len(TEXTS), batch_size=4, max_length=32,
+                 logit_lens=True)
+    data = json.loads((out / "metrics.json").read_text())
+    got = {(r["metric"], r.get("layer"), r.get("head")): r["value"] for r in data["records"]}
+    ent, res, top = _direct(TEXTS)
+    for layer in (1, 2, 3):
+        for head in range(4):
+            assert got[("attention_entropy", layer, head)] == pytest.approx(
+                ent[layer - 1, head], rel=1e-6)
+    for hf, layer in {0: 0, 1: 1, 2: 2, 3: 4}.items():
+        assert got[("rank_collapse_residual", layer, None)] == pytest.approx(
+            res["fro"][hf], rel=1e-6)
+        assert got[("rank_collapse_residual_l1linf", layer, None)] == pytest.approx(
+            res["l1linf"][hf], rel=1e-6)
+    agree = top == top[-1]
+    for layer in range(4):
+        assert got[("logit_lens_agreement", layer, None)] == pytest.approx(agree[layer].mean())
+    # commitment layer: first layer from which every later layer agrees
+    commit = [next(l for l in range(4) if agree[l:, i].all()) for i in range(top.shape[1])]
+    assert got[("commitment_layer_mean", None, None)] == pytest.approx(np.mean(commit))
+    from collapsekit.results import read_table
+    hist = read_table(out, "commitment_layer")
+    assert hist["tokens"] == np.bincount(commit, minlength=4).tolist()
+    heads = read_table(out, "attention_heads")
+    assert len(heads["head"]) == 12
+    frac = got[("attention_collapsed_heads", 1, None)]
+    assert frac == np.mean([c for l, c in zip(heads["layer"], heads["collapsed"]) if l == 1])
+
+
+def test_geometry_extras_can_be_switched_off(tiny, tmp_path):
+    spec, texts = tiny
+    out = tmp_path / "plain"
+    run_geometry(spec, out, texts=texts, n=8, batch_size=4, max_length=32, attention=False,
+                 rank_collapse=False)
+    metrics_seen = {r["metric"] for r in json.loads((out / "metrics.json").read_text())["records"]}
+    assert "rankme" in metrics_seen
+    assert not metrics_seen & {"attention_entropy", "rank_collapse_residual",
+                               "logit_lens_agreement"}

@@ -115,7 +115,12 @@ def geometry(model: str = Model,
 @app.command()
 def diversity(samples: Optional[Path] = typer.Option(
                   None, "--samples", help="JSONL with 'text' and 'prompt_id' per line"),
-              model: Optional[str] = typer.Option(None, "--model", help="sample this model"),
+              model: Optional[list[str]] = typer.Option(
+                  None, "--model", help="sample this model (repeat to compare models)"),
+              temperatures: Optional[str] = typer.Option(
+                  None, "--temperatures", help="sweep, e.g. 0.3,0.7,1.0 (overrides --temperature)"),
+              momentum: float = typer.Option(
+                  0.2, "--momentum", help="alpha of the greedy-vs-momentum check; 0 skips it"),
               prompts: str = typer.Option("bundled", "--prompts", help="prompt file or 'bundled'"),
               k: int = typer.Option(8, "--k"), temperature: float = typer.Option(1.0, "--temperature"),
               top_p: float = typer.Option(1.0, "--top-p"), top_k: int = typer.Option(0, "--top-k"),
@@ -125,14 +130,15 @@ def diversity(samples: Optional[Path] = typer.Option(
     """Output diversity of samples: from a file (--samples) or by sampling (--model)."""
     from .studies.diversity import run_diversity
 
-    if (samples is None) == (model is None):
+    if (samples is None) == (not model):
         raise CollapsekitError("give exactly one of --samples FILE or --model SPEC")
     out = out or Path("collapse-diversity")
     console = _console()
-    run_diversity(out, samples=samples, model=model, prompts=prompts, k=k,
+    run_diversity(out, samples=samples, model=model or None, prompts=prompts, k=k,
                   decoding=dict(temperature=temperature, top_p=top_p, top_k=top_k,
-                                max_new_tokens=max_new_tokens),
-                  seed=seed, device=device, resume=resume, force=force, console=console)
+                                max_new_tokens=max_new_tokens), temperatures=temperatures,
+                  momentum=momentum, seed=seed, device=device, resume=resume, force=force,
+                  console=console)
     _finish(out, as_json, console)
 
 

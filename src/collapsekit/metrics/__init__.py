@@ -1,5 +1,7 @@
 """Pure metric functions of arrays, texts and ``stats`` accumulators (DESIGN's public names)."""
 
+from .attention import (AttentionEntropy, attention_entropy,
+                        attention_entropy_from_sums)
 from .lexical import (compression_ratio, distinct_n, ead, homogenization, loop_rate,
                       ngram_diversity, rep_n, repetition_loops, self_bleu, self_repetition,
                       simctg_diversity)
@@ -13,7 +15,8 @@ from .uncertainty import (cosine_judge, degmat, eigv, num_distinct_classes, num_
                           semantic_classes, semantic_entropy)
 
 __all__ = [
-    "AlphaReq", "alpha_req", "anisotropy", "chamfer_distance", "compression_ratio",
+    "AlphaReq", "AttentionEntropy", "attention_entropy", "attention_entropy_from_sums",
+    "alpha_req", "anisotropy", "chamfer_distance", "compression_ratio",
     "cosine_judge", "degmat", "dim_eff", "distinct_n", "ead", "eigv", "homogenization",
     "isoscore", "loop_rate", "matrix_entropy_rank", "mean_pairwise_cosine",
     "mean_pairwise_cosine_between", "neural_collapse", "ngram_diversity", "num_distinct_classes",

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import torch
 
+from ..mitigate import momentum
+
 FINISH_REASONS = ("eos", "length")
 # Chat end-of-turn tokens of common families (SmolLM/Qwen, Gemma, Llama 3, Phi-3).
 END_OF_TURN = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>")
@@ -43,6 +45,10 @@ class Decoding:
 
     ``chat``: wrap each prompt as a user message with the tokenizer's chat template (when it
     has one) and add the generation prompt; otherwise encode the plain text.
+    ``momentum`` > 0: momentum decoding with resistance weight α = ``momentum`` over the
+    ``momentum_k`` most likely tokens (see :mod:`collapsekit.mitigate.momentum`); needs
+    ``temperature=0``. Fields at their defaults are left out of :meth:`key`, so adding them
+    kept the keys (and caches) of earlier settings valid.
     """
 
     temperature: float = 1.0
@@ -50,6 +56,10 @@ class Decoding:
     top_k: int = 0
     max_new_tokens: int = 64
     chat: bool = True
+    momentum: float = 0.0
+    momentum_k: int = 5
+    momentum_max_n: int = 5
+    momentum_resistance: str = "linear"
 
     def __post_init__(self):
         t, p = self.temperature, self.top_p
@@ -66,10 +76,32 @@ class Decoding:
             raise ValueError(f"chat={self.chat!r} must be True or False")
         object.__setattr__(self, "temperature", float(t))
         object.__setattr__(self, "top_p", float(p))
+        self._check_momentum()
+
+    def _check_momentum(self):
+        m = self.momentum
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not (0 <= m < math.inf):
+            raise ValueError(f"momentum={m!r} must be a finite number >= 0; use 0 to turn it off")
+        for name in ("momentum_k", "momentum_max_n"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}={v!r} must be an int >= 1")
+        if self.momentum_resistance not in momentum.RESISTANCE:
+            raise ValueError(f"momentum_resistance={self.momentum_resistance!r} is unknown; "
+                             f"use one of {sorted(momentum.RESISTANCE)}")
+        if m > 0 and self.temperature != 0:
+            raise ValueError("momentum decoding is deterministic: set temperature=0 with "
+                             "momentum > 0")
+        object.__setattr__(self, "momentum", float(m))
 
     def key(self) -> str:
-        """Canonical JSON of the settings (sorted keys, no spaces), for hashing."""
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        """Canonical JSON of the settings (sorted keys, no spaces), for hashing; momentum
+        fields at their defaults are omitted (keys of earlier versions stay valid)."""
+        d = asdict(self)
+        for f in fields(self):
+            if f.name.startswith("momentum") and d[f.name] == f.default:
+                del d[f.name]
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass
@@ -275,10 +307,17 @@ def _generate(lm: _Model, prompts: list[list[int]], u: torch.Tensor, dec: Decodi
     lengths = torch.full((rows,), steps, device=lm.device)
     done = torch.zeros(rows, dtype=torch.bool, device=lm.device)
     cache = None
+    graphs = ([momentum.Graph(p, dec.momentum_max_n) for p in prompts] if dec.momentum > 0
+              else None)
     for t in range(steps):
         logits, cache = lm.step(inp, cache, mask, pos)
         logp = torch.log_softmax(logits, dim=-1)
-        if dec.temperature == 0:
+        if graphs is not None:
+            tok = momentum.choose(logits, graphs, alpha=dec.momentum, k=dec.momentum_k,
+                                  resistance_fn=dec.momentum_resistance)
+            for g, x in zip(graphs, tok.tolist()):
+                g.add(x)
+        elif dec.temperature == 0:
             tok = logits.argmax(-1)
         else:
             scaled = truncate_logits(logits / dec.temperature, dec.top_k, dec.top_p)

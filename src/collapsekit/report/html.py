@@ -7,9 +7,10 @@ untrusted text.
 
 Generic layout: one section per ``section`` field of the records ("other" for records
 without one); within it, each metric's records are drawn by their scope fields:
-``layer`` and ``head`` -> heatmap; ``layer`` -> line over layers; ``generation`` -> line
-over generations; ``prompt_id`` -> strip plot of per-prompt values with the mean; else a
-table row. One line/panel/strip per combination of the other scope fields (model,
+``layer`` and ``head`` (or any ``row`` and ``col``, e.g. model × model) -> heatmap;
+``layer`` -> line over layers; ``generation`` -> line over generations; ``prompt_id`` ->
+strip plot of per-prompt values with the mean; ``temperature`` -> line over temperature;
+else a table row. One line/panel/strip per combination of the other scope fields (model,
 strategy, ...); records sharing a point (e.g. several seeds or prompts) are averaged and
 the caption says so. Tables named in the metadata ``samples_table`` are shown as example
 texts, a few per prompt, in collapsible blocks.
@@ -50,7 +51,8 @@ _DEFAULT_INFO = ("Each plot shows one metric; its axis label says which directio
 _HOWTO = {
     "layer": "Value at each layer (0 = embeddings), one line per setting.",
     "generation": "Value at each generation of recursive training, one line per setting.",
-    "heatmap": "One cell per layer and head; the colour scale is shared by the panels.",
+    "temperature": "Value at each sampling temperature, one line per setting.",
+    "heatmap": "One cell per row and column; the colour scale is shared by the panels.",
     "prompt": "One point per prompt (vertical jitter only separates points); the black "
               "bar is the mean.",
 }
@@ -80,14 +82,24 @@ def _hashable(v):
     return v if isinstance(v, (str, numbers.Number, type(None))) else json.dumps(v)
 
 
+_GRIDS = (("layer", "head"), ("row", "col"))  # heatmap axes, first pair present wins
+
+
+def _grid(recs) -> tuple[str, str]:
+    return next(g for g in _GRIDS if all(r.get(g[0]) is not None for r in recs))
+
+
 def _kind(rec: dict) -> str:
-    has = {k for k in ("layer", "head", "generation", "prompt_id") if rec.get(k) is not None}
-    if {"layer", "head"} <= has:
+    has = {k for k in ("layer", "head", "row", "col", "generation", "prompt_id", "temperature")
+           if rec.get(k) is not None}
+    if any(set(g) <= has for g in _GRIDS):
         return "heatmap"
     for kind in ("layer", "generation"):
         if kind in has:
             return kind
-    return "prompt" if "prompt_id" in has else "scalar"
+    if "prompt_id" in has:
+        return "prompt"
+    return "temperature" if "temperature" in has else "scalar"
 
 
 def _series_of(recs, axes) -> Callable[[dict], str]:
@@ -149,14 +161,15 @@ def _line_data(recs, xkey) -> tuple[dict, int, set]:
     return series, merged, bands
 
 
-def _heatmap_data(recs) -> tuple[dict, int]:
-    rows = _sorted(r["layer"] for r in recs)
-    cols = _sorted(r["head"] for r in recs)
+def _heatmap_data(recs, grid=("layer", "head")) -> tuple[dict, int]:
+    rk, ck = grid
+    rows = _sorted(r[rk] for r in recs)
+    cols = _sorted(r[ck] for r in recs)
     panels, merged = {}, 0
-    for label, rs in _group(recs, _series_of(recs, ("layer", "head"))).items():
+    for label, rs in _group(recs, _series_of(recs, grid)).items():
         mat = [[float("nan")] * len(cols) for _ in rows]
-        for (li, hi), cell in _group(rs, lambda r: (_hashable(r["layer"]),
-                                                    _hashable(r["head"]))).items():
+        for (li, hi), cell in _group(rs, lambda r: (_hashable(r[rk]),
+                                                    _hashable(r[ck]))).items():
             mat[rows.index(li)][cols.index(hi)] = sum(r["value"] for r in cell) / len(cell)
             merged += len(cell) > 1
         panels[label] = (mat, rows, cols)
@@ -176,18 +189,19 @@ def _metric_plot(section, metric, kind, recs, plots_dir: Path, used: set) -> str
              and not isinstance(r["value"], bool)]
     missing = len(recs) - len(valid)
     notes = [f"{missing} value(s) missing (NaN/null) are left out."] if missing else []
-    name = {"layer": "by layer", "generation": "by generation", "heatmap": "by layer × head",
-            "prompt": "per prompt"}[kind]
+    grid = _grid(recs) if kind == "heatmap" else None
+    name = {"layer": "by layer", "generation": "by generation", "temperature": "by temperature",
+            "heatmap": f"by {grid[0]} × {grid[1]}" if grid else "", "prompt": "per prompt"}[kind]
     title = f"{plots.metric_info(metric).get('label', metric)} {name}"
     if not valid:
         return f"<h3>{e(title)}</h3><p class='warn'>All {len(recs)} values are missing.</p>"
-    if kind in ("layer", "generation"):
+    if kind in ("layer", "generation", "temperature"):
         series, merged, bands = _line_data(valid, kind)
         notes += [_BANDS[b] for b in sorted(bands)]
         png = plots.line_plot(series, metric=metric, x_label=kind, title=title)
     elif kind == "heatmap":
-        panels, merged = _heatmap_data(valid)
-        png = plots.heatmap(panels, metric=metric, row_label="layer", col_label="head",
+        panels, merged = _heatmap_data(valid, grid)
+        png = plots.heatmap(panels, metric=metric, row_label=grid[0], col_label=grid[1],
                             title=title)
     else:
         groups = _group(valid, _series_of(valid, ("prompt_id",)))

@@ -1,4 +1,6 @@
-"""Output diversity of k samples per prompt, per prompt and pooled, with a human baseline.
+"""Output diversity of k samples per prompt, per prompt and pooled, with a human baseline;
+several models, a temperature sweep, meaning classes, cross-model homogeneity and
+degeneration loops.
 
 Per prompt (within its k samples): distinct-1/2 (Li et al. 2016), self-BLEU (Zhu et al.
 2018, Texygen), semantic spread = 1 − mean pairwise cosine of sentence embeddings, and the
@@ -7,16 +9,31 @@ pairwise cosine across prompts (homogeneity). Means over prompts carry percentil
 95% intervals. The same per-group metrics on groups of k *unrelated* human texts, cut to
 the samples' median length, give an upper reference: what k texts with nothing in common
 look like (not a same-prompt human answer set).
+
+With models sampled (:func:`run_diversity`), per (model, temperature) and prompt also:
+meaning classes from the cosine judge (cos ≥ ``threshold``, Kuhn et al.'s first-member
+assignment), semantic entropy in the discrete form and the likelihood form (sequence
+log-prob = Σ token_logprobs, logsumexp-normalised over the samples; Farquhar et al. 2024),
+the number of semantic sets, EigV and DegMat (Lin et al. 2023) on W = max(cos, 0), and the
+number of distinct classes (NoveltyBench). Homogeneity across models (Jiang et al. 2025,
+"Artificial Hivemind"): per prompt, the mean pairwise cosine within each model (distinct
+pairs) and between every two models' samples → a model × model matrix (records with
+``row``/``col``, drawn as a heatmap). Degeneration (whitespace words): loop rate, period and
+first-loop position of end-of-text loops (:func:`metrics.repetition_loops`, ≥3 repeats),
+seq-rep-4, per model and temperature, and greedy vs momentum decoding (Lan et al. 2022).
 """
 
 from __future__ import annotations
 
+import json
+import re
 import statistics
-from dataclasses import asdict
+from dataclasses import replace
 
 import numpy as np
 
 from .. import metrics
+from ..metrics.semantic import unit_rows
 from ..stats.bootstrap import bootstrap_mean_ci
 
 PER_GROUP = ("distinct_1", "distinct_2", "self_bleu", "semantic_spread", "vendi_score")
@@ -61,7 +78,7 @@ def human_groups(texts: list[str], k: int, n_groups: int, n_words: int) -> list[
 def record(run, rows: list[dict], *, source: str, section: str = "diversity",
            seed: int = 0, prompt_ids: list | None = None, **scope) -> None:
     """Per-group records (when ``prompt_ids`` is given) and means with bootstrap intervals."""
-    for metric in PER_GROUP:
+    for metric in (rows[0] if rows else PER_GROUP):
         values = [r[metric] for r in rows]
         if prompt_ids is not None:
             for pid, v in zip(prompt_ids, values):
@@ -72,18 +89,20 @@ def record(run, rows: list[dict], *, source: str, section: str = "diversity",
 
 
 def sample_stage(run, lm, prompts: list[str], *, k: int, decoding, seed: int,
-                 batch_size: int | None = None, console=None):
-    """Sample k continuations per prompt into ``run/samples.jsonl`` (reused on rerun)."""
+                 batch_size: int | None = None, console=None, cache: str = "samples.jsonl",
+                 table: str | None = "samples", label: str = "sampling"):
+    """Sample k continuations per prompt into ``run/<cache>`` (reused on rerun); also write
+    them as the run's samples table unless ``table`` is None."""
     from ..models.sampling import sample
     from .progress import progress_bar
 
-    with run.timer("sampling"), progress_bar("sampling", len(prompts), console) as tick:
+    with run.timer(label), progress_bar(label, len(prompts), console) as tick:
         samples = sample(lm.model, lm.tokenizer, list(enumerate(prompts)), k=k,
                          decoding=decoding, seed=seed, model_key=lm.weight_hash,
-                         cache=run.file("samples.jsonl"), batch_size=batch_size,
-                         progress=tick)
-    run.table("samples", [s.to_dict() for s in samples])
-    run.meta(samples_file="samples.jsonl", samples_table="samples")
+                         cache=run.file(cache), batch_size=batch_size, progress=tick)
+    if table is not None:
+        run.table(table, [s.to_dict() for s in samples])
+        run.meta(samples_file=cache, samples_table=table)
     run.write()
     return samples
 
@@ -126,9 +145,190 @@ def stage(run, groups: dict, *, human: list[str] | None = None, seed: int = 0,
     run.write()
 
 
+def equal_groups(samples, where: str) -> dict:
+    """Samples grouped by prompt id; ValueError unless every prompt has the same number ≥ 2."""
+    groups: dict = {}
+    for s in samples:
+        groups.setdefault(s.prompt_id, []).append(s)
+    if not groups:
+        raise ValueError(f"{where}: no samples; sample at least one prompt")
+    sizes = sorted({len(g) for g in groups.values()})
+    if len(sizes) > 1:
+        raise ValueError(f"{where}: prompts have different numbers of samples {sizes}; "
+                         "give every prompt the same k")
+    if sizes[0] < 2:
+        raise ValueError(f"{where}: every prompt needs at least 2 samples to measure diversity")
+    return groups
+
+
+def uncertainty_metrics(emb: np.ndarray, seq_logprobs=None, *, threshold: float = 0.9) -> dict:
+    """Meaning-class metrics of one prompt's samples (see the module docstring)."""
+    eq = metrics.cosine_judge(threshold)(None, emb)
+    labels = metrics.semantic_classes(len(emb), eq)
+    u = unit_rows(emb)
+    w = np.clip(u @ u.T, 0.0, 1.0)
+    out = {"semantic_entropy": metrics.semantic_entropy(labels),
+           "num_semantic_sets": float(metrics.num_semantic_sets(eq)),
+           "num_distinct_classes": float(metrics.num_distinct_classes(labels)),
+           "eigv": metrics.eigv(w), "degmat": metrics.degmat(w)}
+    if seq_logprobs is not None:
+        out["semantic_entropy_likelihood"] = metrics.semantic_entropy(
+            labels, logprobs=seq_logprobs, estimator="farquhar2024")
+    return out
+
+
+def degeneration_metrics(texts: list[str]) -> dict:
+    """Loop rate, mean loop period and first-loop word position (NaN when no text loops),
+    and seq-rep-4 (mean over texts with 4-grams; NaN when none has one)."""
+    loops = [metrics.repetition_loops(t) for t in texts]
+    found = [lp for lp in loops if lp.found]
+    has4 = [t for t in texts if len(t.split()) >= 4]
+    return {"loop_rate": len(found) / len(texts),
+            "loop_period": float(np.mean([lp.period for lp in found])) if found else np.nan,
+            "first_loop_position": float(np.mean([lp.start for lp in found])) if found
+            else np.nan,
+            "seq_rep_4": metrics.rep_n(has4, 4) if has4 else np.nan}
+
+
+def homogeneity(embs: dict, groups: dict) -> list[dict]:
+    """Artificial-Hivemind similarity rows {prompt_id, row, col, value}: for each prompt the
+    mean pairwise cosine within each model (row = col, distinct pairs) and between every two
+    models' samples (row ≠ col, symmetric). ``embs[model]``: embeddings stacked in the order
+    of ``groups[model]`` (prompt id → samples)."""
+    models = list(groups)
+    pids = list(groups[models[0]])
+    if any(list(groups[m]) != pids for m in models):
+        raise ValueError("models were sampled on different prompts; give them the same prompts")
+    spans = {}
+    for m in models:
+        start, spans[m] = 0, {}
+        for pid, g in groups[m].items():
+            spans[m][pid] = embs[m][start:start + len(g)]
+            start += len(g)
+    rows = []
+    for pid in pids:
+        for i, a in enumerate(models):
+            for b in models[i:]:
+                v = (metrics.mean_pairwise_cosine(spans[a][pid]) if a == b else
+                     metrics.mean_pairwise_cosine_between(spans[a][pid], spans[b][pid]))
+                rows += [{"prompt_id": pid, "row": a, "col": b, "value": v}]
+                if a != b:
+                    rows += [{"prompt_id": pid, "row": b, "col": a, "value": v}]
+    return rows
+
+
+def multi_stage(run, samples: dict, *, degeneration: dict | None = None, embedder=None,
+                human: list[str] | None = None, seed: int = 0, threshold: float = 0.9,
+                prompts: dict | None = None) -> None:
+    """Score ``samples`` {(model, temperature): [Sample]} into ``run``: per prompt and mean
+    (bootstrap CI) diversity + meaning-class metrics, pooled diversity, degeneration, and the
+    model × model homogeneity per temperature; ``degeneration`` {(model, decoding name):
+    [Sample]} adds loop rates of other decodings (greedy vs momentum). ``embedder``:
+    texts → (n, d) array (default: the sentence embedder)."""
+    from ..models.embedders import embed
+
+    embedder = embedder or embed
+    if not samples:
+        raise ValueError("no (model, temperature) samples to score")
+    groups = {key: equal_groups(ss, f"model {key[0]} at temperature {key[1]}")
+              for key, ss in samples.items()}
+    per_prompt, hom_rows, by_temp = [], [], {}
+    with run.timer("diversity"):
+        texts = [s.text for g in groups.values() for ss in g.values() for s in ss]
+        emb = np.asarray(embedder(texts), dtype=np.float64)
+        start = 0
+        for (model, temp), g in groups.items():
+            n = sum(map(len, g.values()))
+            e, start = emb[start:start + n], start + n
+            tgroups = [[s.text for s in ss] for ss in g.values()]
+            rows, off = score_groups(tgroups, e), 0
+            for row, ss in zip(rows, g.values()):
+                lp = [sum(s.token_logprobs) for s in ss] if all(
+                    getattr(s, "token_logprobs", None) for s in ss) else None
+                row.update(uncertainty_metrics(e[off:off + len(ss)], lp, threshold=threshold))
+                off += len(ss)
+            scope = {"model": model, "temperature": temp}
+            record(run, rows, source="model", seed=seed, prompt_ids=list(g), **scope)
+            flat = [t for ts in tgroups for t in ts]
+            try:
+                pooled = pooled_metrics(flat, e)
+            except ValueError:  # texts too short for pooled 3-grams: keep the other results
+                pooled = {}
+            for key, value in pooled.items():
+                run.add(key, value, section="diversity pooled", source="model", **scope)
+            for key, value in degeneration_metrics(flat).items():
+                run.add(key, value, section="degeneration", decoding="sampling", **scope)
+            per_prompt += [{"model": model, "temperature": temp, "prompt_id": str(pid),
+                            "n_samples": len(ss), "prompt": (prompts or {}).get(pid, ""), **r}
+                           for (pid, ss), r in zip(g.items(), rows)]
+            by_temp.setdefault(temp, ({}, {}))
+            by_temp[temp][0][model], by_temp[temp][1][model] = e, g
+        for temp, (embs, gs) in by_temp.items():
+            if len(gs) < 2:
+                continue
+            rows = homogeneity(embs, gs)
+            for r in rows:
+                run.add("hivemind_similarity", r["value"], section="homogeneity",
+                        prompt_id=r["prompt_id"], row=r["row"], col=r["col"], temperature=temp)
+            for (a, b), rs in _pairs(rows).items():
+                mean, low, high = bootstrap_mean_ci([r["value"] for r in rs], seed=seed)
+                run.add("mean_hivemind_similarity", mean, section="homogeneity", model_a=a,
+                        model_b=b, temperature=temp, ci_low=low, ci_high=high,
+                        n_groups=len(rs))
+            hom_rows += [{**r, "prompt_id": str(r["prompt_id"]), "temperature": temp}
+                         for r in rows]
+        for (model, name), ss in (degeneration or {}).items():
+            for key, value in degeneration_metrics([s.text for s in ss]).items():
+                run.add(key, value, section="degeneration", model=model, decoding=name)
+        if human:
+            k = min(len(ss) for g in groups.values() for ss in g.values())
+            n_words = max(1, int(statistics.median(len(t.split()) for t in texts)))
+            hgroups = human_groups(human, k, len(next(iter(groups.values()))), n_words)
+            if hgroups:
+                hemb = np.asarray(embedder([t for g in hgroups for t in g]), dtype=np.float64)
+                record(run, score_groups(hgroups, hemb), source="human", seed=seed)
+        run.table("per_prompt", per_prompt)
+        if hom_rows:
+            run.table("homogeneity", hom_rows)
+    run.write()
+
+
+def _pairs(rows) -> dict:
+    out: dict = {}
+    for r in rows:
+        out.setdefault((r["row"], r["col"]), []).append(r)
+    return out
+
+
+def _slug(spec: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", spec).strip("-.")[:60] or "model"
+
+
+def _temperatures(temperatures, default: float) -> list[float]:
+    if temperatures is None:
+        return [default]
+    if isinstance(temperatures, str):
+        try:
+            temperatures = [float(t) for t in temperatures.split(",") if t.strip()]
+        except ValueError:
+            raise ValueError(f"temperatures {temperatures!r} must be comma-separated numbers, "
+                             "e.g. 0.3,0.7,1.0") from None
+    temps = list(dict.fromkeys(float(t) for t in temperatures))
+    if not temps or any(not (0 < t < float("inf")) for t in temps):
+        raise ValueError(f"temperatures {temperatures!r} must be finite numbers > 0 "
+                         "(greedy decoding is run separately for the degeneration check)")
+    return temps
+
+
 def run_diversity(out, *, samples=None, model=None, prompts="bundled", k=8, decoding=None,
-                  seed=0, device="auto", resume=False, force=False, console=None):
-    """``collapsekit diversity``: score a samples file, or sample ``model`` first."""
+                  temperatures=None, momentum: float = 0.2, threshold: float = 0.9,
+                  batch_size: int | None = None, seed=0, device="auto", resume=False,
+                  force=False, console=None, embedder=None):
+    """``collapsekit diversity``: score a samples file, or sample each of ``model`` (a spec or
+    a list of specs) at each of ``temperatures`` (default: the decoding's temperature), plus
+    greedy and momentum decoding (α = ``momentum``; 0 skips both) for the degeneration check.
+    Each model's samples are cached in ``samples-<model>.jsonl`` (``samples.jsonl`` for a
+    single model), so a rerun with ``resume`` samples nothing twice."""
     from ..corpora import human_texts
     from ..io import read_prompts, read_samples
     from ..models.registry import file_sha256, load_model, resolve
@@ -141,18 +341,50 @@ def run_diversity(out, *, samples=None, model=None, prompts="bundled", k=8, deco
         groups, prompt_text = read_samples(samples), {}
         config = dict(samples=str(samples), samples_sha256=file_sha256(samples), seed=seed)
     else:
-        resolve(model)
+        models = [model] if isinstance(model, str) else list(model or [])
+        if not models or len(set(models)) != len(models):
+            raise ValueError("give one or more distinct --model specs")
+        for m in models:
+            resolve(m)
         prompt_list, dec = read_prompts(prompts), Decoding(**(decoding or {}))
+        temps = _temperatures(temperatures, dec.temperature)
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or momentum < 0:
+            raise ValueError(f"momentum={momentum!r} must be a number >= 0 (0 skips the "
+                             "greedy-vs-momentum check)")
         prompt_text = dict(enumerate(prompt_list))
-        config = dict(model=model, prompts=prompts, k=k, seed=seed, decoding=asdict(dec))
+        config = dict(model=models[0] if len(models) == 1 else models, prompts=prompts, k=k,
+                      seed=seed, decoding=json.loads(dec.key()))
+        if temperatures is not None or momentum != 0.2:
+            config.update(temperatures=temps, momentum=momentum)
     run = Run(out, study="diversity", config=config, resume=resume, force=force)
-    if not samples:
-        with run.timer("load_model"):
-            lm = load_model(model, device=device)
-        run.meta(model=lm.describe(), seeds=[seed])
-        groups = group_samples(sample_stage(run, lm, prompt_list, k=k, decoding=dec,
-                                            seed=seed, console=console))
-    stage(run, groups, human=human_texts("wikipedia", min_words=40), seed=seed,
-          prompts=prompt_text)
+    human = human_texts("wikipedia", min_words=40)
+    if samples:
+        stage(run, groups, human=human, seed=seed, prompts=prompt_text)
+        run.finish()
+        return render(run.path)
+    sampled, degen, described, table = {}, {}, [], []
+    for m in models:
+        with run.timer(f"load_model {m}"):
+            lm = load_model(m, device=device)
+        described.append(lm.describe())
+        cache = "samples.jsonl" if len(models) == 1 else f"samples-{_slug(m)}.jsonl"
+        runs = [(t, replace(dec, temperature=t), k) for t in temps]
+        if momentum > 0:
+            greedy = replace(dec, temperature=0.0, top_k=0, top_p=1.0)
+            runs += [("greedy", greedy, 1), ("momentum", replace(greedy, momentum=momentum), 1)]
+        for name, d, kk in runs:
+            ss = sample_stage(run, lm, prompt_list, k=kk, decoding=d, seed=seed,
+                              batch_size=batch_size, console=console, cache=cache, table=None,
+                              label=f"sampling {m} {name}")
+            (sampled if isinstance(name, float) else degen)[(m, name)] = ss
+            table += [{**s.to_dict(), "model": m,
+                       "temperature": name if isinstance(name, float) else 0.0} for s in ss]
+        del lm
+    run.meta(model=described[0] if len(described) == 1 else {"spec": ", ".join(models)},
+             models=described, seeds=[seed])
+    run.table("samples", table)
+    run.meta(samples_table="samples")
+    multi_stage(run, sampled, degeneration=degen, embedder=embedder, human=human, seed=seed,
+                threshold=threshold, prompts=prompt_text)
     run.finish()
     return render(run.path)

@@ -9,12 +9,13 @@ Geometry"), participation ratio, effective dimension, α-ReQ, anisotropy and Iso
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from .. import metrics
-from ..models.capture import stream
+from ..models.capture import attention_entropy_reducer, find_layers, stream
 from ..stats.moments import Moments
 
 LAYER_METRICS = ("rankme", "matrix_entropy_rank", "participation_ratio", "dim_eff",
@@ -23,22 +24,89 @@ LAYER_METRICS = ("rankme", "matrix_entropy_rank", "participation_ratio", "dim_ef
 
 @dataclass
 class LayerGeometry:
-    """Per-layer accumulators filled by :func:`accumulate`."""
+    """Per-layer accumulators filled by :func:`accumulate` (all from the same batches).
+
+    ``attention[l]``: summed ``attention_entropy_reducer`` output of block l;
+    ``residual[norm]``: per-layer sums of the per-sequence rank-collapse residual over
+    ``sequences`` sequences (those with ≥ 2 tokens); ``lens_agree[l]``: tokens whose
+    logit-lens top-1 at layer l equals the final top-1; ``commit[l]``: tokens whose
+    commitment layer is l; ``lens_tokens``: tokens the logit lens saw.
+    """
 
     names: list[str]
     moments: list[Moments]
     tokens: int = 0
     truncated: int = 0
+    attention: dict = field(default_factory=dict)
+    residual: dict = field(default_factory=dict)
+    sequences: int = 0
+    lens_agree: np.ndarray | None = None
+    commit: np.ndarray | None = None
+    lens_tokens: int = 0
 
     def __call__(self, batch) -> None:
         for layer, acc in enumerate(self.moments):
             acc.update(batch.tokens(layer))
         self.tokens += int(batch.mask.sum())
 
+    def add_attention(self, batch) -> None:
+        for layer, sums in (batch.attention or {}).items():
+            old = self.attention.get(layer)
+            self.attention[layer] = sums if old is None else {k: old[k] + v
+                                                               for k, v in sums.items()}
+
+    def add_residual(self, batch) -> None:
+        """Dong et al. 2021 residual ‖X − 1x̄ᵀ‖/‖X‖ of each sequence, both norms, per layer."""
+        keep = batch.mask.sum(-1) >= 2
+        if not bool(keep.any()):
+            return
+        mask = batch.mask[keep].cpu().numpy()
+        for norm in ("fro", "l1linf"):
+            sums = self.residual.setdefault(norm, np.zeros(len(self.names)))
+            for layer, h in enumerate(batch.hidden):
+                sums[layer] += metrics.rank_collapse_residual_batch(
+                    h[keep].cpu().numpy(), mask, norm=norm).sum()
+        self.sequences += int(keep.sum())
+
+
+def logit_lens_top1(lm, batch, *, every: int = 1, chunk_bytes: int = 2**26) -> np.ndarray:
+    """(L+1, N) top-1 token ids of the logit lens (final norm + unembedding) at the
+    embedding output and after each block, on every ``every``-th real token of ``batch``.
+
+    Row L (last block) is the model's own top-1: final norm of the last block *is* the
+    final-norm capture. Computed layer by layer in chunks of ≤ ``chunk_bytes`` of logits,
+    never holding (tokens × vocab) for more than one chunk."""
+    _, _, norm = find_layers(lm.model)
+    head = lm.model.get_output_embeddings()
+    n = len(batch.hidden) - 1  # embed + L blocks
+    final = batch.tokens(n)[::every]
+    rows = max(1, chunk_bytes // (4 * head.weight.shape[0]))
+    top = np.empty((n, len(final)), dtype=np.int64)
+    with torch.inference_mode():
+        for layer in range(n):
+            h = final if layer == n - 1 else batch.tokens(layer)[::every]
+            for i in range(0, len(h), rows):
+                x = h[i:i + rows] if layer == n - 1 else norm(h[i:i + rows])
+                top[layer, i:i + rows] = head(x).argmax(-1).cpu().numpy()
+    return top
+
+
+def commitment_layers(top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(agreement (L+1, N) bool, commitment layer (N,)) from logit-lens top-1 ids whose last
+    row is the final prediction: the commitment layer of a token is the first layer from
+    which the top-1 equals the final top-1 and stays equal (Distributional Semantics
+    Tracing; nostalgebraist's logit lens)."""
+    agree = top == top[-1]
+    stays = np.logical_and.accumulate(agree[::-1], axis=0)[::-1]
+    return agree, stays.argmax(axis=0)
+
 
 def accumulate(lm, texts: list[str], *, batch_size: int = 8, max_length: int = 256,
-               progress=None) -> LayerGeometry:
-    """Stream ``texts`` through ``lm`` and return per-layer moment accumulators."""
+               progress=None, attention: bool = False, rank_collapse: bool = False,
+               logit_lens: bool = False, logit_lens_every: int = 1) -> LayerGeometry:
+    """Stream ``texts`` through ``lm`` once and return per-layer accumulators: moments, and
+    optionally attention-entropy sums, rank-collapse residuals and logit-lens counts, all
+    filled from the same forward pass."""
     geo = LayerGeometry(names=[], moments=[])
 
     def consume(batch):
@@ -46,14 +114,26 @@ def accumulate(lm, texts: list[str], *, batch_size: int = 8, max_length: int = 2
             geo.names = list(batch.layer_names)
             geo.moments = [Moments(lm.hidden_size, name=n) for n in geo.names]
         geo(batch)
+        geo.add_attention(batch)
+        if rank_collapse:
+            geo.add_residual(batch)
+        if logit_lens:
+            agree, commit = commitment_layers(logit_lens_top1(lm, batch, every=logit_lens_every))
+            if geo.lens_agree is None:
+                geo.lens_agree = np.zeros(len(agree), dtype=np.int64)
+                geo.commit = np.zeros(len(agree), dtype=np.int64)
+            geo.lens_agree += agree.sum(axis=1)
+            geo.commit += np.bincount(commit, minlength=len(agree))
+            geo.lens_tokens += agree.shape[1]
         if progress:
             progress(len(batch.input_ids))
 
     def truncated(*_):
         geo.truncated += 1
 
+    reducer = attention_entropy_reducer if attention else None
     stream(lm.model, lm.tokenizer, texts, [consume], batch_size=batch_size,
-           max_length=max_length, on_truncate=truncated)
+           max_length=max_length, on_truncate=truncated, attention_reducer=reducer)
     return geo
 
 
@@ -77,13 +157,61 @@ def layer_metrics(acc: Moments) -> dict[str, float]:
 
 
 def record(run, geo: LayerGeometry, *, section: str = "geometry", **scope) -> list[dict]:
-    """Add one record per (metric, layer) to ``run``; return the per-layer table rows."""
+    """Add one record per (metric, layer) to ``run``; return the per-layer table rows.
+
+    With residuals accumulated, also ``rank_collapse_residual`` (Frobenius) and
+    ``rank_collapse_residual_l1linf`` (√(‖·‖₁‖·‖∞)), each the mean over sequences."""
     rows = []
     for layer, (name, acc) in enumerate(zip(geo.names, geo.moments)):
         values = layer_metrics(acc)
+        for norm, metric in (("fro", "rank_collapse_residual"),
+                             ("l1linf", "rank_collapse_residual_l1linf")):
+            if norm in geo.residual:
+                values[metric] = float(geo.residual[norm][layer] / geo.sequences)
         rows.append({"layer": layer, "layer_name": name, "tokens": acc.n, **values})
         for metric, value in values.items():
             run.add(metric, value, section=section, layer=layer, layer_name=name, **scope)
+    return rows
+
+
+def record_attention(run, geo: LayerGeometry, *, collapse: float = metrics.attention.COLLAPSE,
+                     overload: float = metrics.attention.OVERLOAD, **scope) -> list[dict]:
+    """Records per (layer, head) of mean and normalised attention entropy, and per layer the
+    fraction of heads flagged as collapsed / overloaded; returns the per-head table rows."""
+    rows = []
+    for layer in sorted(geo.attention):
+        s = geo.attention[layer]
+        ent = metrics.attention_entropy_from_sums(
+            s["entropy_sum"], s["norm_entropy_sum"], s["rows"], s["norm_rows"],
+            collapse=collapse, overload=overload)
+        name = geo.names[layer]
+        for head in range(len(ent.mean)):
+            row = {"layer": layer, "head": head, "layer_name": name,
+                   "attention_entropy": float(ent.mean[head]),
+                   "attention_entropy_normalised": float(ent.normalised[head]),
+                   "collapsed": bool(ent.collapsed[head]),
+                   "overloaded": bool(ent.overloaded[head])}
+            rows.append(row)
+            for metric in ("attention_entropy", "attention_entropy_normalised"):
+                run.add(metric, row[metric], section="attention", layer=layer, head=head,
+                        layer_name=name, **scope)
+        for metric, flags in (("attention_collapsed_heads", ent.collapsed),
+                              ("attention_overloaded_heads", ent.overloaded)):
+            run.add(metric, float(flags.mean()), section="attention heads", layer=layer,
+                    layer_name=name, **scope)
+    return rows
+
+
+def record_logit_lens(run, geo: LayerGeometry, **scope) -> list[dict]:
+    """``logit_lens_agreement`` per layer, the commitment-layer histogram rows, and its mean."""
+    n = geo.lens_tokens
+    rows = [{"layer": l, "layer_name": geo.names[l], "tokens": int(c), "fraction": c / n}
+            for l, c in enumerate(geo.commit)]
+    for layer, agree in enumerate(geo.lens_agree):
+        run.add("logit_lens_agreement", float(agree / n), section="logit lens", layer=layer,
+                layer_name=geo.names[layer], **scope)
+    mean = float(np.arange(len(geo.commit)) @ geo.commit / n)
+    run.add("commitment_layer_mean", mean, section="logit lens summary", tokens=n, **scope)
     return rows
 
 
@@ -96,32 +224,51 @@ def summary(rows: list[dict]) -> dict[str, float]:
 
 
 def stage(run, lm, texts: list[str], *, batch_size: int, max_length: int, console=None,
-          **scope) -> None:
-    """The geometry stage of a study: skipped when ``run`` already holds it (resume)."""
+          attention: bool = True, rank_collapse: bool = True, logit_lens: bool = False,
+          logit_lens_every: int = 1, collapse: float = metrics.attention.COLLAPSE,
+          overload: float = metrics.attention.OVERLOAD, **scope) -> None:
+    """The geometry stage of a study: skipped when ``run`` already holds it (resume).
+
+    One forward pass per batch feeds the per-layer moments and, when switched on, attention
+    entropy per head (``attention``), the rank-collapse residual (``rank_collapse``) and the
+    logit-lens commitment layer (``logit_lens``, on every ``logit_lens_every``-th token; off
+    by default: it costs several forward passes, see the module docstring)."""
     from .progress import progress_bar
 
     if run.has("rankme", section="geometry"):
         return
     with run.timer("geometry"), progress_bar("geometry", len(texts), console) as tick:
         geo = accumulate(lm, texts, batch_size=batch_size, max_length=max_length,
-                         progress=tick)
+                         progress=tick, attention=attention, rank_collapse=rank_collapse,
+                         logit_lens=logit_lens, logit_lens_every=logit_lens_every)
         rows = record(run, geo, **scope)
         run.table("geometry_layers", rows)
         for key, value in summary(rows).items():
             run.add(key, value, section="geometry summary")
+        if geo.attention:
+            run.table("attention_heads",
+                      record_attention(run, geo, collapse=collapse, overload=overload, **scope))
+        if geo.lens_tokens:
+            run.table("commitment_layer", record_logit_lens(run, geo, **scope))
         run.meta(geometry_tokens=geo.tokens, geometry_truncated_texts=geo.truncated)
     run.write()
 
 
 def run_geometry(model: str, out, *, texts=None, human: str = "wikipedia", n: int = 256,
                  max_length: int = 256, batch_size: int = 8, device: str = "auto",
-                 neural_collapse: dict | None = None, resume: bool = False, force: bool = False,
+                 neural_collapse: dict | None = None, attention: bool = True,
+                 rank_collapse: bool = True, logit_lens: bool = False, logit_lens_every: int = 1,
+                 length_collapse: dict | None = None, resume: bool = False, force: bool = False,
                  console=None):
     """``collapsekit geometry``: per-layer geometry of ``model`` on a text file or human text.
 
     ``neural_collapse``: when given (options ``layers``, ``max_classes``, ``min_count``,
     ``heldout`` = number of held-out texts for NC4), also measure neural collapse with the
-    next token as the class; held-out texts are the ones after the first ``n``."""
+    next token as the class; held-out texts are the ones after the first ``n``.
+    ``attention``, ``rank_collapse``, ``logit_lens``, ``logit_lens_every``: see :func:`stage`.
+    ``length_collapse``: when given (options of ``length_collapse.stage``: ``spec``,
+    ``buckets``, ``taus``, ``n``, and ``sources`` = human-text sources to draw long documents
+    from, default news + wikipedia), also the embedder length-collapse curve."""
     from ..corpora import human_texts
     from ..io import read_texts
     from ..models.registry import load_model, resolve
@@ -136,12 +283,16 @@ def run_geometry(model: str, out, *, texts=None, human: str = "wikipedia", n: in
     if len(corpus) < 2:
         raise ValueError(f"geometry needs at least 2 texts, got {len(corpus)}")
     config = dict(model=model, texts=str(texts) if texts else f"human:{human}", n=len(corpus),
-                  max_length=max_length, batch_size=batch_size, neural_collapse=neural_collapse)
+                  max_length=max_length, batch_size=batch_size, neural_collapse=neural_collapse,
+                  attention=attention, rank_collapse=rank_collapse, logit_lens=logit_lens,
+                  logit_lens_every=logit_lens_every, length_collapse=length_collapse)
     run = Run(out, study="geometry", config=config, resume=resume, force=force)
     with run.timer("load_model"):
         lm = load_model(model, device=device)
     run.meta(model=lm.describe())
-    stage(run, lm, corpus, batch_size=batch_size, max_length=max_length, console=console)
+    stage(run, lm, corpus, batch_size=batch_size, max_length=max_length, console=console,
+          attention=attention, rank_collapse=rank_collapse, logit_lens=logit_lens,
+          logit_lens_every=logit_lens_every)
     if nc is not None:
         from . import neural_collapse as nc_study
 
@@ -149,5 +300,11 @@ def run_geometry(model: str, out, *, texts=None, human: str = "wikipedia", n: in
             nc_study.stage(run, lm, corpus, heldout_texts=heldout_texts or None,
                            batch_size=batch_size, max_length=max_length, console=console, **nc)
         run.write()
+    if length_collapse is not None:
+        from . import length_collapse as lc
+
+        opts = dict(length_collapse)
+        sources = opts.pop("sources", ("news", "wikipedia"))
+        lc.stage(run, [t for src in sources for t in human_texts(src)], console=console, **opts)
     run.finish()
     return render(run.path)

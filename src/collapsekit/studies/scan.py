@@ -29,7 +29,7 @@ class ScanConfig:
     top_k: int = 0
     max_new_tokens: int = 48
     human_source: str = "wikipedia"
-    human_n: int = 256
+    human_n: int = 128
     max_length: int = 128
     batch_size: int = 8  # texts per forward pass (geometry)
     sample_batch: int = 32  # rows per forward pass while sampling

@@ -1,0 +1,152 @@
+"""Diversity study with several models and temperatures: hand-computed homogeneity matrix,
+temperature sweep, meaning-class metrics, degeneration, report extension (row × col heatmap,
+lines over temperature), bad input, and an end-to-end run on two tiny saved models."""
+
+from __future__ import annotations
+
+import json
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_model, make_tokenizer
+
+from collapsekit.results import Run, load_run, read_table
+from collapsekit.studies import diversity as dv
+
+VEC = {"a b c": [1.0, 0.0, 0.0], "d e f": [0.0, 1.0, 0.0], "g h i": [0.0, 0.0, 1.0]}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def fake_embed(texts):
+    return np.array([VEC[t] for t in texts])
+
+
+def S(pid, text, lp=-1.0):
+    return SimpleNamespace(prompt_id=pid, text=text, token_logprobs=[lp])
+
+
+def records(run_dir, metric, **scope):
+    return [r for r in load_run(run_dir)["records"] if r["metric"] == metric
+            and all(r.get(k) == v for k, v in scope.items())]
+
+
+def test_homogeneity_matrix_and_temperature_sweep_by_hand(tmp_path):
+    samples = {  # model A repeats itself; model B spreads; prompt 1 the other way round
+        ("A", 0.3): [S(0, "a b c"), S(0, "a b c"), S(1, "a b c"), S(1, "d e f")],
+        ("B", 0.3): [S(0, "a b c"), S(0, "d e f"), S(1, "g h i"), S(1, "g h i")],
+        ("A", 1.0): [S(0, "a b c"), S(0, "d e f"), S(1, "d e f"), S(1, "g h i")],
+    }
+    run = Run(tmp_path / "r", study="diversity", config={})
+    dv.multi_stage(run, samples, embedder=fake_embed)
+    run.finish()
+    # prompt 0: within A = cos(ab, ab) = 1; within B = 0; A–B = mean(1, 0, 1, 0) = 0.5
+    # prompt 1: within A = 0; within B = 1; A–B = mean(0, 0, 0, 0) = 0
+    cell = {(r["row"], r["col"], r["prompt_id"]): r["value"]
+            for r in records(run.path, "hivemind_similarity", temperature=0.3)}
+    assert cell == {("A", "A", 0): 1.0, ("B", "B", 0): 0.0, ("A", "B", 0): 0.5,
+                    ("B", "A", 0): 0.5, ("A", "A", 1): 0.0, ("B", "B", 1): 1.0,
+                    ("A", "B", 1): 0.0, ("B", "A", 1): 0.0}
+    [ab] = records(run.path, "mean_hivemind_similarity", model_a="A", model_b="B")
+    assert ab["value"] == 0.25 and ab["ci_low"] == 0.0 and ab["ci_high"] == 0.5
+    assert not records(run.path, "hivemind_similarity", temperature=1.0)  # one model only
+    # distinct-1 of A: T=0.3 prompts (3/6, 6/6) → 0.75; T=1.0 (6/6, 6/6) → 1.0
+    d1 = {r["temperature"]: r["value"] for r in records(run.path, "mean_distinct_1", model="A")}
+    assert d1 == {0.3: 0.75, 1.0: 1.0}
+    # meaning classes: A at 0.3, prompt 0 identical → entropy 0, one class; prompt 1
+    # orthogonal → log 2, two classes, EigV 2, DegMat (m² − ΣW)/m² = (4 − 2)/4
+    se = {r["prompt_id"]: r["value"] for r in records(run.path, "semantic_entropy", model="A",
+                                                          temperature=0.3)}
+    assert se[0] == 0.0 and se[1] == pytest.approx(math.log(2))
+    one = lambda m, pid: records(run.path, m, model="A", temperature=0.3, prompt_id=pid)[0]
+    assert one("num_distinct_classes", 0)["value"] == 1 and one("num_semantic_sets", 1)["value"] == 2
+    assert one("eigv", 1)["value"] == pytest.approx(2.0)
+    assert one("degmat", 1)["value"] == pytest.approx(0.5)
+    # likelihood form: equal sequence log-probs over 2 classes → log 2
+    assert one("semantic_entropy_likelihood", 1)["value"] == pytest.approx(math.log(2))
+    table = read_table(run.path, "homogeneity")
+    assert len(table["value"]) == 8
+    # the report draws the matrix as a row × col heatmap and the sweep as lines
+    from collapsekit.report.html import render
+    render(run.path)
+    names = {p.name for p in (run.path / "plots").glob("*.png")}
+    assert "homogeneity-hivemind_similarity-heatmap.png" in names
+    assert "diversity-mean_distinct_1-temperature.png" in names
+
+
+def test_unequal_lengths_of_samples_per_prompt_are_rejected(tmp_path):
+    run = Run(tmp_path / "r", study="diversity", config={})
+    mixed = {("A", 1.0): [S(0, "a b c"), S(0, "d e f"), S(1, "a b c")]}
+    with pytest.raises(ValueError, match="different numbers of samples"):
+        dv.multi_stage(run, mixed, embedder=fake_embed)
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        dv.multi_stage(run, {("A", 1.0): [S(0, "a b c")]}, embedder=fake_embed)
+    with pytest.raises(ValueError, match="no .*samples"):
+        dv.multi_stage(run, {}, embedder=fake_embed)
+    other = {("A", 1.0): [S(0, "a b c"), S(0, "d e f")], ("B", 1.0): [S(5, "a b c"), S(5, "d e f")]}
+    with pytest.raises(ValueError, match="different prompts"):
+        dv.multi_stage(run, other, embedder=fake_embed)
+
+
+def test_degeneration_metrics_by_hand():
+    m = dv.degeneration_metrics(["a b a b a b", "x y z w"])
+    # first loops (period 2 from word 0), second none; seq-rep-4: (1 − 2/3 + 1 − 1)/2
+    assert m["loop_rate"] == 0.5 and m["loop_period"] == 2 and m["first_loop_position"] == 0
+    assert m["seq_rep_4"] == pytest.approx((1 - 2 / 3) / 2)
+    none = dv.degeneration_metrics(["a b"])
+    assert none["loop_rate"] == 0 and math.isnan(none["loop_period"])
+    assert math.isnan(none["seq_rep_4"])
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(model=[]), "one or more"), (dict(model=["x", "x"]), "distinct"),
+    (dict(temperatures="0.3,hot"), "comma-separated"), (dict(temperatures=[0.0]), "> 0"),
+    (dict(momentum=-1), "momentum")])
+def test_run_diversity_bad_input_makes_no_folder(tmp_path, kw, match):
+    spec = tmp_path / "m"
+    spec.mkdir()
+    (spec / "config.json").write_text("{}")  # validation happens before any model loads
+    args = dict(model=[str(spec)], prompts=str(tmp_path / "p.txt"))
+    args.update(kw)
+    (tmp_path / "p.txt").write_text("the cat\n")
+    with pytest.raises(ValueError, match=match):
+        dv.run_diversity(tmp_path / "out", **args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_tiny_models_end_to_end(tmp_path, monkeypatch):
+    specs = []
+    for seed in (0, 1):
+        spec = tmp_path / f"m{seed}"
+        make_model("llama", seed=seed).save_pretrained(spec)
+        make_tokenizer().save_pretrained(spec)
+        specs.append(str(spec))
+    (tmp_path / "p.txt").write_text("the cat runs\nking and queen\n")
+    monkeypatch.setattr("collapsekit.corpora.human_texts", lambda *a, **k: [])
+    emb = lambda texts: np.array([[len(t) + 1.0, t.count(" ") + 1.0, 1.0] for t in texts])
+    html = dv.run_diversity(tmp_path / "out", model=specs, prompts=str(tmp_path / "p.txt"), k=2,
+                            decoding=dict(max_new_tokens=6), temperatures="0.5,1.0",
+                            device="cpu", embedder=emb)
+    out = html.parent
+    caches = sorted(out.glob("samples-*.jsonl"))  # one cache per model
+    assert [c.name.endswith(("m0.jsonl", "m1.jsonl")) for c in caches] == [True, True]
+    # per model: 2 temperatures × 2 prompts × 2 samples + greedy and momentum 2 × 1 each
+    for c in caches:
+        assert len(c.read_text().splitlines()) == 12
+    cells = records(out, "hivemind_similarity")
+    assert len(cells) == 2 * 2 * 4   # temperatures × prompts × 4 cells
+    for spec in specs:
+        for name in ("greedy", "momentum"):
+            assert len(records(out, "loop_rate", model=spec, decoding=name)) == 1
+    table = read_table(out, "samples")
+    assert sorted(set(table["temperature"])) == [0.0, 0.5, 1.0]
+    assert json.loads((out / "metrics.json").read_text())["finished"]
