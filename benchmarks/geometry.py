@@ -7,6 +7,15 @@ dimensions) are generated once; both paths read the same array. sklearn's
 
     python benchmarks/geometry.py            # N=200_000, D=576 (needs ~4 GB RAM for sklearn)
     python benchmarks/geometry.py --n 50000 --d 256
+    python benchmarks/geometry.py --attention   # attention-entropy path vs output_attentions
+
+``--attention``: peak memory of the per-layer attention-entropy reducer (capture hooks,
+each layer's B×H×T×T probabilities reduced to per-head sums inside its forward hook) vs
+``output_attentions=True`` (all layers' probabilities kept), at T=1024 on a random llama
+with SmolLM2-135M's attention shape (9 heads, 576 wide) and 30 layers (thin MLPs: weights
+are not what is measured); same entropies from both. Peak = torch CPU allocations are not
+traced by tracemalloc, so the peak RSS growth is read from /proc (ru_maxrss) in a fresh
+child process per path.
 
 On a shared or oversubscribed machine multi-threaded OpenBLAS timings swing by 10x or more;
 set OPENBLAS_NUM_THREADS=1 (applies to both paths) for stable numbers.
@@ -56,13 +65,77 @@ def stream(x: np.ndarray, batch: int) -> np.ndarray:
     return spectrum(m)
 
 
+def _attention_path(which: str, t: int, layers: int) -> None:
+    """Child process: run one path, print its entropy sums and peak RSS growth (bytes)."""
+    import resource
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from collapsekit.metrics import attention_entropy
+    from collapsekit.models.capture import attention_entropy_reducer, iter_capture
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=256, hidden_size=576, intermediate_size=64,
+                      num_hidden_layers=layers, num_attention_heads=9, num_key_value_heads=3,
+                      max_position_embeddings=t)
+    cfg._attn_implementation = "eager"
+    model = LlamaForCausalLM(cfg).eval()
+    ids = torch.randint(3, 256, (1, t))
+
+    class Tok:  # the capture path tokenises; feed it fixed ids
+        pad_token_id, padding_side, model_max_length = 0, "right", t
+
+        def __call__(self, texts, **_):
+            return {"input_ids": [ids[0].tolist() for _ in texts]}
+
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if which == "reducer":
+        batch = next(iter_capture(model, Tok(), ["x"], layers=[], max_length=t,
+                                  attention_reducer=attention_entropy_reducer))
+        ent = [batch.attention[l]["entropy_sum"] / batch.attention[l]["rows"]
+               for l in sorted(batch.attention)]
+    else:
+        with torch.inference_mode():
+            att = model.model(input_ids=ids, output_attentions=True).attentions
+        mask = np.tril(np.ones((t, t), dtype=bool))
+        ent = [attention_entropy(a[0].numpy(), mask).mean for a in att]
+    peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024
+    print(peak, float(np.sum(ent)))
+
+
+def attention_benchmark(t: int, layers: int) -> None:
+    import subprocess
+    import sys
+
+    out = {}
+    for which in ("reducer", "output_attentions"):
+        res = subprocess.run([sys.executable, __file__, "--attention-child", which, "--t",
+                              str(t), "--layers", str(layers)], capture_output=True,
+                             text=True, check=True)
+        peak, total = res.stdout.split()[-2:]
+        out[which] = (int(peak), float(total))
+        print(f"{which:>18}: peak RSS growth {int(peak) / 2**20:8.1f} MiB  "
+              f"(Σ mean entropies {float(total):.6f})")
+    print(f"attention memory ratio output_attentions/reducer at T={t}, {layers} layers: "
+          f"{out['output_attentions'][0] / out['reducer'][0]:.1f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--attention", action="store_true")
+    ap.add_argument("--attention-child", choices=("reducer", "output_attentions"))
+    ap.add_argument("--t", type=int, default=1024)
+    ap.add_argument("--layers", type=int, default=30)
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--d", type=int, default=576)
     ap.add_argument("--batch", type=int, default=4096)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
+    if a.attention_child:
+        return _attention_path(a.attention_child, a.t, a.layers)
+    if a.attention:
+        return attention_benchmark(a.t, a.layers)
     x = make_data(a.n, a.d, a.seed)
     mb = 2 ** 20
     print(f"data: N={a.n} D={a.d} float64 ({x.nbytes / mb:.0f} MiB), batch={a.batch}")

@@ -75,12 +75,22 @@ def test_homogeneity_matrix_and_temperature_sweep_by_hand(tmp_path):
     assert one("semantic_entropy_likelihood", 1)["value"] == pytest.approx(math.log(2))
     table = read_table(run.path, "homogeneity")
     assert len(table["value"]) == 8
-    # the report draws the matrix as a row × col heatmap and the sweep as lines
+
+
+def test_report_draws_row_col_heatmap_and_temperature_lines(tmp_path):
     from collapsekit.report.html import render
-    render(run.path)
+    run = Run(tmp_path / "r", study="diversity", config={})
+    for a, b, v in [("A", "A", 1.0), ("A", "B", 0.5), ("B", "A", 0.5), ("B", "B", 0.0)]:
+        run.add("hivemind_similarity", v, section="homogeneity", row=a, col=b, prompt_id=0)
+    for t, v in [(0.3, 0.5), (1.0, 0.9)]:
+        run.add("mean_distinct_1", v, section="diversity", model="A", temperature=t,
+                ci_low=v - 0.1, ci_high=v + 0.1)
+    run.finish()
+    page = render(run.path).read_text()
     names = {p.name for p in (run.path / "plots").glob("*.png")}
-    assert "homogeneity-hivemind_similarity-heatmap.png" in names
-    assert "diversity-mean_distinct_1-temperature.png" in names
+    assert names == {"homogeneity-hivemind_similarity-heatmap.png",
+                     "diversity-mean_distinct_1-temperature.png"}
+    assert "by row × col" in page and "by temperature" in page
 
 
 def test_unequal_lengths_of_samples_per_prompt_are_rejected(tmp_path):

@@ -99,7 +99,17 @@ def _direct(texts):
     return ent / rows, {n: r / len(texts) for n, r in res.items()}, np.concatenate(tops, 1)
 
 
-def test_attention_residual_and_logit_lens_match_direct_computation(tiny, tmp_path):
+@pytest.fixture
+def no_render(monkeypatch):
+    """Skip the HTML report (matplotlib dominates the runtime; tested above)."""
+    monkeypatch.setattr("collapsekit.report.html.render", lambda path: path)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_attention_residual_and_logit_lens_match_direct_computation(tiny, tmp_path, no_render):
     spec, texts = tiny
     out = tmp_path / "geo"
     run_geometry(spec, out, texts=texts, n=len(TEXTS), batch_size=4, max_length=32,
@@ -131,7 +141,7 @@ def test_attention_residual_and_logit_lens_match_direct_computation(tiny, tmp_pa
     assert frac == np.mean([c for l, c in zip(heads["layer"], heads["collapsed"]) if l == 1])
 
 
-def test_geometry_extras_can_be_switched_off(tiny, tmp_path):
+def test_geometry_extras_can_be_switched_off(tiny, tmp_path, no_render):
     spec, texts = tiny
     out = tmp_path / "plain"
     run_geometry(spec, out, texts=texts, n=8, batch_size=4, max_length=32, attention=False,
@@ -140,3 +150,6 @@ def test_geometry_extras_can_be_switched_off(tiny, tmp_path):
     assert "rankme" in metrics_seen
     assert not metrics_seen & {"attention_entropy", "rank_collapse_residual",
                                "logit_lens_agreement"}
+    with pytest.raises(ValueError, match="logit_lens_every"):
+        run_geometry(spec, tmp_path / "bad", texts=texts, n=8, logit_lens=True,
+                     logit_lens_every=0)

@@ -97,6 +97,14 @@ def geometry(model: str = Model,
              nc_min_count: int = typer.Option(2, "--nc-min-count",
                                               help="classes seen at least this often"),
              nc_heldout: int = typer.Option(32, "--nc-heldout", help="held-out texts for NC4"),
+             logit_lens: bool = typer.Option(
+                 False, "--logit-lens", help="also the logit-lens commitment layer (costs "
+                 "~3x the forward pass; see --logit-lens-every)"),
+             logit_lens_every: int = typer.Option(
+                 1, "--logit-lens-every", help="logit lens on every k-th token only"),
+             length_collapse: bool = typer.Option(
+                 False, "--length-collapse", help="also the embedder's length-collapse curve "
+                 "(32..512 tokens) with TempScale tau in {1, 0.9, 0.8}"),
              device: str = Device, out: Optional[Path] = Out, resume: bool = Resume,
              force: bool = Force, as_json: bool = Json):
     """Per-layer representation geometry of a model on a text file (streamed)."""
@@ -108,7 +116,9 @@ def geometry(model: str = Model,
               heldout=nc_heldout) if neural_collapse else None
     run_geometry(model, out, texts=texts, human=human, n=n, max_length=max_length,
                  batch_size=batch_size, device=device, neural_collapse=nc, resume=resume,
-                 force=force, console=console)
+                 force=force, console=console, logit_lens=logit_lens,
+                 logit_lens_every=logit_lens_every,
+                 length_collapse={} if length_collapse else None)
     _finish(out, as_json, console)
 
 

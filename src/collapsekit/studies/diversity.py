@@ -301,7 +301,7 @@ def _pairs(rows) -> dict:
 
 
 def _slug(spec: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", spec).strip("-.")[:60] or "model"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", spec).strip("-.")[-60:].lstrip("-.") or "model"
 
 
 def _temperatures(temperatures, default: float) -> list[float]:
