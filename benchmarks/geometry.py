@@ -24,14 +24,13 @@ set OPENBLAS_NUM_THREADS=1 (applies to both paths) for stable numbers.
 from __future__ import annotations
 
 import argparse
-import time
-import tracemalloc
 
 import numpy as np
 from sklearn.decomposition import PCA
 
 from collapsekit.metrics.spectrum import spectrum
 from collapsekit.stats.moments import Moments
+from _common import traced
 
 
 def make_data(n: int, d: int, seed: int) -> np.ndarray:
@@ -44,18 +43,6 @@ def make_data(n: int, d: int, seed: int) -> np.ndarray:
     for i in range(0, n, 8192):
         x[i:i + 8192] = rng.standard_normal((min(8192, n - i), d)) @ mix.T + mean
     return x
-
-
-def traced(fn):
-    """(result, seconds, peak bytes allocated during fn)."""
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    t0 = time.perf_counter()
-    out = fn()
-    secs = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return out, secs, peak
 
 
 def stream(x: np.ndarray, batch: int) -> np.ndarray:

@@ -22,26 +22,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
-import tracemalloc
 
 import numpy as np
 
 from collapsekit.metrics.neural_collapse import cdnv, etf_error, mean_cosine
 from collapsekit.stats.classes import ClassMoments, memory_bytes
 from collapsekit.stats.moments import Moments
-
-
-def traced(fn):
-    """(result, seconds, peak bytes allocated during fn)."""
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    t0 = time.perf_counter()
-    out = fn()
-    secs = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    return out, secs, peak
+from _common import traced
 
 
 class OneHotAccumulator:

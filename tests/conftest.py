@@ -77,3 +77,13 @@ def tiny_arch(request):
 def tiny_lm():
     """(model, tokenizer) for a tiny llama."""
     return make_model("llama"), make_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tiny models on one torch thread (faster for tiny matrices, and far
+    faster on a shared, busy machine); restores the setting afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -10,7 +10,6 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import torch
 from conftest import make_model, make_tokenizer
 
 from collapsekit.results import Run, load_run, read_table
@@ -19,12 +18,7 @@ from collapsekit.studies import diversity as dv
 VEC = {"a b c": [1.0, 0.0, 0.0], "d e f": [0.0, 1.0, 0.0], "g h i": [0.0, 0.0, 1.0]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 
 
 def fake_embed(texts):

@@ -13,12 +13,7 @@ from collapsekit.mitigate.momentum import Graph, choose, resistance
 from collapsekit.models.sampling import Decoding, sample
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 
 
 def test_depth_is_longest_repeated_ngram_ending_in_candidate():

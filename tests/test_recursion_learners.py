@@ -109,7 +109,6 @@ def test_categorical_metrics_by_hand():
     assert out["support_size"] == 2 and out["gini_simpson"] == 0.5
     assert out["missing_mass"] == 0.5 and out["tv_real"] == 0.5
     assert out["kl_model_real"] == pytest.approx(np.log(2))
-    m = np.array([0.375, 0.375, 0.125, 0.125])
     js = 0.5 * (2 * 0.5 * np.log(0.5 / 0.375)) + 0.5 * (
         2 * 0.25 * np.log(0.25 / 0.375) + 2 * 0.25 * np.log(0.25 / 0.125))
     assert out["js_real"] == pytest.approx(js)

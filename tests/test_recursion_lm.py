@@ -15,13 +15,7 @@ SMALL = {"n_train": 8, "n_test": 8, "max_tokens": 10, "prompt_tokens": 2, "steps
          "batch_size": 4, "device": "cpu", "eval_batch": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and lose much on a shared, busy CPU."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 
 
 def _learner(**params):

@@ -14,12 +14,7 @@ from collapsekit.studies.length_collapse import bucket_metrics, embed_ids, lengt
 WORDS = "the cat dog sees runs moon river king queen gold stone house red blue".split()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 
 
 @pytest.fixture(scope="module")

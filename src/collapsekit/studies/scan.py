@@ -27,7 +27,7 @@ class ScanConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
-    max_new_tokens: int = 48
+    max_new_tokens: int = 40
     human_source: str = "wikipedia"
     human_n: int = 128
     max_length: int = 128
