@@ -39,7 +39,7 @@ METRIC_INFO = {
                             "(Σλ)² / Σλ² of the covariance eigenvalues: the number of "
                             "dimensions the variance is spread over."},
     "alpha_req": {"label": "α-ReQ (spectral decay)", "collapse": "high", "doc":
-                  "power-law exponent of the eigenvalue decay (Agarwal et al. 2022); "
+                  "power-law exponent of the eigenvalue decay (Agrawal et al. 2022); "
                   "larger α = variance in fewer directions."},
     "distinct_1": {"label": "distinct-1", "collapse": "low", "doc":
                    "unique unigrams / all unigrams over the samples (Li et al. 2016)."},
