@@ -14,7 +14,8 @@ from collapsekit.results import Run
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 XSS = "<script>alert(1)</script>"
 EXPECTED_PLOTS = {"geometry-rankme-layer.png", "attention-attention_entropy-heatmap.png",
-                  "diversity-distinct_2-prompt.png", "recursion-variance_ratio-generation.png"}
+                  "diversity-distinct_2-prompt.png", "recursion-variance_ratio-generation.png",
+                  "length-collapse-rankme-length.png"}
 
 
 def build(path):
@@ -39,6 +40,10 @@ def build(path):
             for seed in range(2):
                 run.add("variance_ratio", 1.0 - g / 10 + seed / 100, generation=g,
                         strategy=strategy, seed=seed, section="recursion")
+    for tau in (1.0, 0.8):
+        for length in (32, 64, 128):
+            run.add("rankme", 40.0 - length / 32 + tau, length=length, tau=tau,
+                    section="length collapse")
     run.add("loose_metric", 7.0)
     run.table("samples", [{"prompt_id": p, "prompt": f"prompt {p}", "text": t}
                           for p in range(2) for t in (XSS, f"sample-{p}-1", f"sample-{p}-2")])

@@ -52,6 +52,7 @@ _HOWTO = {
     "layer": "Value at each layer (0 = embeddings), one line per setting.",
     "generation": "Value at each generation of recursive training, one line per setting.",
     "temperature": "Value at each sampling temperature, one line per setting.",
+    "length": "Value at each input length in tokens, one line per setting.",
     "heatmap": "One cell per row and column; the colour scale is shared by the panels.",
     "prompt": "One point per prompt (vertical jitter only separates points); the black "
               "bar is the mean.",
@@ -90,11 +91,11 @@ def _grid(recs) -> tuple[str, str]:
 
 
 def _kind(rec: dict) -> str:
-    has = {k for k in ("layer", "head", "row", "col", "generation", "prompt_id", "temperature")
-           if rec.get(k) is not None}
+    has = {k for k in ("layer", "head", "row", "col", "generation", "length", "prompt_id",
+                       "temperature") if rec.get(k) is not None}
     if any(set(g) <= has for g in _GRIDS):
         return "heatmap"
-    for kind in ("layer", "generation"):
+    for kind in ("layer", "generation", "length"):
         if kind in has:
             return kind
     if "prompt_id" in has:
@@ -191,11 +192,12 @@ def _metric_plot(section, metric, kind, recs, plots_dir: Path, used: set) -> str
     notes = [f"{missing} value(s) missing (NaN/null) are left out."] if missing else []
     grid = _grid(recs) if kind == "heatmap" else None
     name = {"layer": "by layer", "generation": "by generation", "temperature": "by temperature",
+            "length": "by input length",
             "heatmap": f"by {grid[0]} × {grid[1]}" if grid else "", "prompt": "per prompt"}[kind]
     title = f"{plots.metric_info(metric).get('label', metric)} {name}"
     if not valid:
         return f"<h3>{e(title)}</h3><p class='warn'>All {len(recs)} values are missing.</p>"
-    if kind in ("layer", "generation", "temperature"):
+    if kind in ("layer", "generation", "length", "temperature"):
         series, merged, bands = _line_data(valid, kind)
         notes += [_BANDS[b] for b in sorted(bands)]
         png = plots.line_plot(series, metric=metric, x_label=kind, title=title)
