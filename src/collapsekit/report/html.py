@@ -8,7 +8,8 @@ untrusted text.
 Generic layout: one section per ``section`` field of the records ("other" for records
 without one); within it, each metric's records are drawn by their scope fields:
 ``layer`` and ``head`` (or any ``row`` and ``col``, e.g. model × model) -> heatmap;
-``layer`` -> line over layers; ``generation`` -> line over generations; ``prompt_id`` ->
+``layer`` -> line over layers; ``generation``, ``length``, ``round`` or ``step`` -> line over
+that axis; ``prompt_id`` ->
 strip plot of per-prompt values with the mean; ``temperature`` -> line over temperature;
 else a table row. One line/panel/strip per combination of the other scope fields (model,
 strategy, ...); records sharing a point (e.g. several seeds or prompts) are averaged and
@@ -53,6 +54,8 @@ _HOWTO = {
     "generation": "Value at each generation of recursive training, one line per setting.",
     "temperature": "Value at each sampling temperature, one line per setting.",
     "length": "Value at each input length in tokens, one line per setting.",
+    "round": "Value at each round of agent interaction, one line per setting.",
+    "step": "Value after each step (e.g. each model edit), one line per setting.",
     "heatmap": "One cell per row and column; the colour scale is shared by the panels.",
     "prompt": "One point per prompt (vertical jitter only separates points); the black "
               "bar is the mean.",
@@ -84,6 +87,7 @@ def _hashable(v):
 
 
 _GRIDS = (("layer", "head"), ("row", "col"))  # heatmap axes, first pair present wins
+_LINES = ("layer", "generation", "length", "round", "step")  # line-plot axes, in priority
 
 
 def _grid(recs) -> tuple[str, str]:
@@ -91,11 +95,11 @@ def _grid(recs) -> tuple[str, str]:
 
 
 def _kind(rec: dict) -> str:
-    has = {k for k in ("layer", "head", "row", "col", "generation", "length", "prompt_id",
-                       "temperature") if rec.get(k) is not None}
+    has = {k for k in ("layer", "head", "row", "col", "generation", "length", "round",
+                       "step", "prompt_id", "temperature") if rec.get(k) is not None}
     if any(set(g) <= has for g in _GRIDS):
         return "heatmap"
-    for kind in ("layer", "generation", "length"):
+    for kind in _LINES:
         if kind in has:
             return kind
     if "prompt_id" in has:
@@ -192,12 +196,12 @@ def _metric_plot(section, metric, kind, recs, plots_dir: Path, used: set) -> str
     notes = [f"{missing} value(s) missing (NaN/null) are left out."] if missing else []
     grid = _grid(recs) if kind == "heatmap" else None
     name = {"layer": "by layer", "generation": "by generation", "temperature": "by temperature",
-            "length": "by input length",
+            "length": "by input length", "round": "by round", "step": "by step",
             "heatmap": f"by {grid[0]} × {grid[1]}" if grid else "", "prompt": "per prompt"}[kind]
     title = f"{plots.metric_info(metric).get('label', metric)} {name}"
     if not valid:
         return f"<h3>{e(title)}</h3><p class='warn'>All {len(recs)} values are missing.</p>"
-    if kind in ("layer", "generation", "length", "temperature"):
+    if kind in (*_LINES, "temperature"):
         series, merged, bands = _line_data(valid, kind)
         notes += [_BANDS[b] for b in sorted(bands)]
         png = plots.line_plot(series, metric=metric, x_label=kind, title=title)
