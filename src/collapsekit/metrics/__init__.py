@@ -2,6 +2,7 @@
 
 from .attention import (AttentionEntropy, attention_entropy,
                         attention_entropy_from_sums)
+from .divergence import js_divergence, js_divergence_ci, stylometric_divergence
 from .lexical import (compression_ratio, distinct_n, ead, homogenization, loop_rate,
                       ngram_diversity, rep_n, repetition_loops, self_bleu, self_repetition,
                       simctg_diversity)
@@ -18,10 +19,10 @@ __all__ = [
     "AlphaReq", "AttentionEntropy", "attention_entropy", "attention_entropy_from_sums",
     "alpha_req", "anisotropy", "chamfer_distance", "compression_ratio",
     "cosine_judge", "degmat", "dim_eff", "distinct_n", "ead", "eigv", "homogenization",
-    "isoscore", "loop_rate", "matrix_entropy_rank", "mean_pairwise_cosine",
+    "isoscore", "js_divergence", "js_divergence_ci", "loop_rate", "matrix_entropy_rank", "mean_pairwise_cosine",
     "mean_pairwise_cosine_between", "neural_collapse", "ngram_diversity", "num_distinct_classes",
     "num_semantic_sets", "participation_ratio", "rank_collapse_residual",
     "rank_collapse_residual_batch", "rankme", "rep_n", "repetition_loops", "self_bleu",
     "self_repetition", "semantic_classes", "semantic_entropy", "semantic_volume",
-    "simctg_diversity", "spectrum", "vendi_score",
+    "simctg_diversity", "spectrum", "stylometric_divergence", "vendi_score",
 ]
