@@ -16,7 +16,11 @@ shared by many texts keeps a bin of its own. The result does not depend on the u
 JS of plug-in estimates is biased upwards for small samples (unseen n-grams look like
 divergence): compare sets of similar size and text length, and read the value against a
 null level such as the divergence between two halves of the same human corpus. Bootstrap
-intervals resample texts within each set (bins fixed from the full sample).
+intervals resample texts within each set (bins fixed from the full sample) and are the
+basic (reverse-percentile) interval [2v − q_hi, 2v − q_lo] (Davison & Hinkley 1997): resampling
+with replacement duplicates texts, which raises the plug-in value, and the basic interval
+reflects that shift back instead of reporting it as upper uncertainty. It can therefore lie
+below the plug-in value, which is itself biased upwards.
 """
 
 from __future__ import annotations
@@ -93,9 +97,10 @@ def _weights(rng, n_texts: int, n_boot: int) -> sp.csr_matrix:
     return sp.csr_matrix((np.ones(draws.size), (rows, draws.ravel())), shape=(n_boot, n_texts))
 
 
-def _ci(boot: np.ndarray, level: float) -> tuple[float, float]:
+def _ci(value: float, boot: np.ndarray, level: float) -> tuple[float, float]:
+    """Basic (reverse-percentile) bootstrap interval [2v − q_hi, 2v − q_lo], clipped to [0, 1]."""
     lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
+    return float(np.clip(2 * value - hi, 0, 1)), float(np.clip(2 * value - lo, 0, 1))
 
 
 def _check_boot(n_boot, level):
@@ -121,7 +126,7 @@ def js_divergence_ci(p_texts, q_texts, n: int = 1, *, tokenizer: Tokenizer | Non
         cq = (_weights(rng, mq.shape[0], b) @ mq).toarray()
         ok = (cp.sum(axis=1) > 0) & (cq.sum(axis=1) > 0)
         boot.append(_js_rows(cp[ok], cq[ok]))
-    return (value, *_ci(np.concatenate(boot), level))
+    return (value, *_ci(value, np.concatenate(boot), level))
 
 
 def stylometric_features(texts) -> dict[str, list[np.ndarray]]:
@@ -173,5 +178,5 @@ def stylometric_divergence(p_texts, q_texts, *, bins: int = 10, n_boot: int = 20
         cp = _weights(rng, len(hp), n_boot) @ hp
         cq = _weights(rng, len(hq), n_boot) @ hq
         ok = (cp.sum(axis=1) > 0) & (cq.sum(axis=1) > 0)
-        out[name] = (value, *_ci(_js_rows(cp[ok], cq[ok]), level))
+        out[name] = (value, *_ci(value, _js_rows(cp[ok], cq[ok]), level))
     return out
