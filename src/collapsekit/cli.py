@@ -181,6 +181,21 @@ def simulate(learner: Optional[str] = typer.Option(None, "--learner",
 
 
 @app.command()
+def compare(run_a: Path = typer.Argument(..., help="first results folder"),
+            run_b: Path = typer.Argument(..., help="second results folder"),
+            seed: int = Seed, out: Optional[Path] = Out, force: bool = Force,
+            as_json: bool = Json):
+    """Two results folders side by side: overlaid curves, matched differences, and the
+    cross-model homogeneity of their samples."""
+    from .studies.compare import run_compare
+
+    out = out or Path("collapse-compare")
+    console = _console()
+    run_compare(run_a, run_b, out, seed=seed, force=force, console=console)
+    _finish(out, as_json, console)
+
+
+@app.command()
 def report(run_dir: Path = typer.Argument(..., help="a results folder")):
     """(Re)render index.html and plots of a results folder."""
     from .report.html import render
