@@ -17,6 +17,7 @@ from ..io import read_prompts
 from ..models.registry import DEFAULT_MODEL
 from ..results import Run
 from . import diversity, geometry
+from .probes import divergence as probe_divergence
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,10 @@ def run_scan(cfg: ScanConfig, out: str | Path, *, resume: bool = False, force: b
     samples = diversity.sample_stage(run, lm, prompts, k=cfg.k, decoding=decoding,
                                      seed=cfg.seed, batch_size=cfg.sample_batch,
                                      console=console)
-    diversity.stage(run, diversity.group_samples(samples), human=human, seed=cfg.seed, prompts=dict(enumerate(prompts)))
+    if not run.has("mean_semantic_spread", section="diversity", source="model"):
+        diversity.multi_stage(run, {(cfg.model, cfg.temperature): samples}, human=human,
+                              seed=cfg.seed, prompts=dict(enumerate(prompts)))
+    probe_divergence.stage(run, [s.text for s in samples], human, seed=cfg.seed)
 
     run.finish()
     return render(run.path)
