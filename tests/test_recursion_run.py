@@ -44,6 +44,7 @@ def test_run_writes_records_tables_and_report(tmp_path):
     cf = _records(out, metric="test_error", strategy="accumulate", source="closed_form")
     np.testing.assert_allclose([r["value"] for r in cf],
                                3 / 8 * np.cumsum(1 / np.arange(1, 5) ** 2))
+    assert [r["closed_form"] for r in sim] == pytest.approx(3 / 8 * np.arange(1, 5))
     assert _records(out, metric="real_fraction", strategy="accumulate", generation=2)[0][
         "section"] == "recursion data"
     curves = read_table(out, "curves")

@@ -36,7 +36,7 @@ METRICS = "metrics.json"
 REPORT = "index.html"
 # Fields that annotate a record rather than identify it: re-adding a record that differs
 # only in these (or in value) replaces it.
-ANNOTATIONS = frozenset({"ci_low", "ci_high", "note"})
+ANNOTATIONS = frozenset({"ci_low", "ci_high", "note", "closed_form"})
 _PACKAGES = ("numpy", "scipy", "torch", "transformers", "sentence-transformers",
              "scikit-learn", "accelerate", "gguf", "safetensors", "pyarrow", "matplotlib")
 _RESERVED = frozenset({"collapsekit_version", "study", "created", "finished", "config",
@@ -239,7 +239,7 @@ class Run:
 
     def add(self, metric: str, value, **scope) -> dict:
         """Add ``{metric, value, study, **scope}``; replaces a record with the same metric
-        and scope (ci_low, ci_high and note do not count as scope). NaN/inf -> null."""
+        and scope (ci_low, ci_high, note and closed_form do not count as scope). NaN/inf -> null."""
         if not isinstance(metric, str) or not metric:
             raise ValueError(f"metric name {metric!r} is not a non-empty string")
         if "study" in scope:

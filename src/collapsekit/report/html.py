@@ -33,7 +33,8 @@ from collapsekit.report import plots
 from collapsekit.results import REPORT, atomic_write, load_run, read_table
 
 # Fields that are not scope: never axes, never series.
-_NOT_SCOPE = {"metric", "value", "study", "section", "ci_low", "ci_high", "note"}
+_NOT_SCOPE = {"metric", "value", "study", "section", "ci_low", "ci_high", "note",
+              "closed_form"}
 _AVERAGED = {"seed", "prompt_id"}  # averaged over in plots (points in strip plots)
 SECTION_INFO = {
     "geometry": "How the hidden representations spread over dimensions, layer by layer: "

@@ -4,8 +4,9 @@ Each finished (strategy, seed) is appended to ``checkpoints/curves.jsonl`` in th
 folder, so an interrupted sweep continues with ``--resume`` where it stopped. metrics.json
 holds, per (metric, strategy, generation), the mean over seeds with a 95% Student-t
 interval (``source="simulation"``; seeds are i.i.d., and the t-interval costs nothing at
-100 seeds × 100 generations, unlike a bootstrap) and the closed form where one exists
-(same fields, ``source="closed_form"``). Tables: ``curves`` (every seed's value) and
+100 seeds × 100 generations, unlike a bootstrap) with the closed form where one exists in
+its ``closed_form`` field, and the closed form again as its own records (same scope,
+``source="closed_form"``) that the report draws as dashed lines. Tables: ``curves`` (every seed's value) and
 ``provenance`` (the first seed's training rows by birth generation).
 """
 
@@ -172,13 +173,15 @@ def record(run, learner, strategies, generations: int, seeds: int, done: dict) -
     coverage, rows = {}, {k: [] for k in ("strategy", "seed", "generation", "metric", "value")}
     for s in strategies:
         res = [done[(s.label, i)] for i in range(seeds)]
+        closed = learner.closed_forms(s, generations)
         for metric in res[0]["curves"]:
             values = np.array([r["curves"][metric] for r in res], dtype=np.float64)
             section = "recursion data" if metric in _DATA_METRICS else "recursion"
             cis = [mean_ci(values[:, t]) for t in range(generations)]
             for t, (mean, lo, hi, _) in enumerate(cis, start=1):
+                exact = {"closed_form": float(closed[metric][t - 1])} if metric in closed else {}
                 run.add(metric, mean, section=section, strategy=s.label, generation=t,
-                        source="simulation", ci_low=lo, ci_high=hi)
+                        source="simulation", ci_low=lo, ci_high=hi, **exact)
             if metric in res[0]["initial"]:
                 mean, lo, hi, _ = mean_ci([r["initial"][metric] for r in res])
                 run.add(metric, mean, section=section, strategy=s.label, generation=0,
@@ -188,7 +191,7 @@ def record(run, learner, strategies, generations: int, seeds: int, done: dict) -
             rows["generation"] += np.tile(np.arange(1, generations + 1), len(res)).tolist()
             rows["metric"] += [metric] * values.size
             rows["value"] += values.ravel().tolist()
-        for metric, curve in learner.closed_forms(s, generations).items():
+        for metric, curve in closed.items():
             cis = [mean_ci([r["curves"][metric][t] for r in res]) for t in range(generations)]
             for t, v in enumerate(curve, start=1):
                 run.add(metric, float(v), section="recursion", strategy=s.label,
