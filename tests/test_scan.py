@@ -7,10 +7,10 @@ import pytest
 
 from collapsekit.errors import RunDirError
 from collapsekit.models import registry
-from collapsekit.studies.scan import ScanConfig, run_scan
+from collapsekit.studies.scan import PROBES, ScanConfig, run_scan
 from conftest import make_model, make_tokenizer
 
-TINY = dict(k=2, max_new_tokens=6, human_n=6, max_length=32, batch_size=4)
+TINY = dict(k=2, max_new_tokens=6, human_n=6, max_length=32, batch_size=4, probes=())
 
 
 @pytest.fixture
@@ -99,7 +99,20 @@ def test_existing_run_with_other_config_is_refused(tiny_spec, tmp_path):
     assert json.loads((out / "metrics.json").read_text())["config"]["k"] == 3
 
 
-@pytest.mark.parametrize("bad", [dict(k=1), dict(human_n=1), dict(max_new_tokens=0)])
+def test_scan_runs_every_probe_and_skips_what_the_model_cannot(tiny_spec, tmp_path):
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="probe intention skipped"):
+        run_scan(ScanConfig(model=tiny_spec, **{**TINY, "probes": PROBES}), out, n_prompts=2)
+    data = json.loads((out / "metrics.json").read_text())
+    sections = {r.get("section") for r in data["records"]}
+    assert {"divergence", "agents", "ambiguity", "tokenizer", "passkey"} <= sections
+    skipped = {r["probe"]: r["note"] for r in data["records"] if r["metric"] == "probe_skipped"}
+    assert "64-token context" in skipped["intention"]  # the tiny model's context is 64
+    assert all(f"probe_{p}" in data["timings"] for p in PROBES)
+
+
+@pytest.mark.parametrize("bad", [dict(k=1), dict(human_n=1), dict(max_new_tokens=0),
+                                 dict(probes=("agents", "telepathy")), dict(probes="agents")])
 def test_bad_config(bad, tmp_path):
     with pytest.raises(ValueError):
         run_scan(ScanConfig(**bad), tmp_path / "x")
@@ -108,7 +121,7 @@ def test_bad_config(bad, tmp_path):
 @pytest.mark.slow
 def test_quick_scan_on_the_embedded_model(tmp_path):
     out = tmp_path / "run"
-    run_scan(ScanConfig.quick(k=3, max_new_tokens=12, human_n=16), out, n_prompts=3)
+    run_scan(ScanConfig.quick(k=3, max_new_tokens=12, human_n=16, probes=()), out, n_prompts=3)
     data = json.loads((out / "metrics.json").read_text())
     assert data["model"]["architecture"] == "LlamaForCausalLM"
     rankme = {r["layer"]: r["value"] for r in data["records"] if r["metric"] == "rankme"}

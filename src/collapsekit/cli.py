@@ -62,12 +62,20 @@ def scan(model: str = Model, out: Optional[Path] = Out, quick: bool = typer.Opti
          human: str = typer.Option("wikipedia", "--human", help="news, wikipedia or kjv"),
          seed: int = Seed, device: str = Device,
          dtype: str = typer.Option("float32", "--dtype", help="float32, bfloat16, float16"),
+         probes: str = typer.Option(
+             "all", "--probes", help="quick probes to run, comma-separated (agents, intention,"
+             " ambiguity, tokenizer, passkey, drift), 'all' or 'none'"),
          resume: bool = Resume, force: bool = Force, as_json: bool = Json):
-    """Geometry + diversity of one model, with a human baseline, into one report."""
-    from .studies.scan import ScanConfig, run_scan
+    """Geometry, diversity, human-vs-model divergence and quick probes of one model, with a
+    human baseline, into one report."""
+    from .studies.scan import PROBES, ScanConfig, run_scan
 
+    named = {"all": PROBES, "none": ()}
+    chosen = named.get(probes.strip().lower(),
+                       tuple(p.strip() for p in probes.split(",") if p.strip()))
     opts = dict(model=model, prompts=prompts, temperature=temperature, top_p=top_p,
-                top_k=top_k, human_source=human, seed=seed, device=device, dtype=dtype)
+                top_k=top_k, human_source=human, seed=seed, device=device, dtype=dtype,
+                probes=chosen)
     opts.update({key: v for key, v in (("k", k), ("max_new_tokens", max_new_tokens))
                  if v is not None})
     if quick:
@@ -192,6 +200,191 @@ def compare(run_a: Path = typer.Argument(..., help="first results folder"),
     out = out or Path("collapse-compare")
     console = _console()
     run_compare(run_a, run_b, out, seed=seed, force=force, console=console)
+    _finish(out, as_json, console)
+
+
+@app.command()
+def agents(model: str = Model, out: Optional[Path] = Out, quick: bool = typer.Option(
+               False, "--quick", help="1 scenario, 4 agents, 3 rounds, 40-token rewrites"),
+           scenarios: Optional[Path] = typer.Option(
+               None, "--scenarios", help="JSONL scenario file (default: the bundled ones)"),
+           rounds: Optional[int] = typer.Option(
+               None, "--rounds", help="rewrite rounds (--manifold: update steps)"),
+           n_agents: Optional[int] = typer.Option(
+               None, "--agents", help="use the first N peripheral agents of each scenario"),
+           neighbours: bool = typer.Option(
+               False, "--neighbours", help="also show each agent its two ring neighbours"),
+           temperature: float = typer.Option(0.8, "--temperature",
+                                             help="of the stochastic run (greedy runs too)"),
+           max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens"),
+           manifold: bool = typer.Option(
+               False, "--manifold", help="model-free projection dynamics on the sphere"),
+           dim: Optional[int] = typer.Option(None, "--dim", help="--manifold: dimension"),
+           eta: Optional[float] = typer.Option(None, "--eta", help="--manifold: step size"),
+           sigma: Optional[float] = typer.Option(
+               None, "--sigma", help="--manifold: noise sigma0 (decays as sigma0/(1+t))"),
+           seed: int = Seed, device: str = Device, resume: bool = Resume, force: bool = Force,
+           as_json: bool = Json):
+    """Anchor/peripheral agents: semantic collapse onto a fixed anchor, greedy vs stochastic."""
+    from .studies.agents import run_agents
+
+    extra = {k: v for k, v in (("dim", dim), ("eta", eta), ("sigma", sigma)) if v is not None}
+    out = out or Path("collapse-agents")
+    console = _console()
+    run_agents(out, model=model, quick=quick, seed=seed, device=device, resume=resume,
+               force=force, console=console, scenarios=scenarios, rounds=rounds,
+               n_agents=n_agents, neighbours=neighbours, temperature=temperature,
+               max_new_tokens=max_new_tokens, manifold=manifold, **extra)
+    _finish(out, as_json, console)
+
+
+@app.command()
+def intention(model: str = Model, out: Optional[Path] = Out, quick: bool = typer.Option(
+                  False, "--quick", help="24 problems, reasoning of 48 tokens, probe on 4 layers"),
+              problems: Optional[Path] = typer.Option(
+                  None, "--problems", help="JSONL with id, question and integer answer "
+                  "(default: the bundled arithmetic problems)"),
+              n_items: Optional[int] = typer.Option(None, "--n-items",
+                                                    help="use the first N problems"),
+              cot_tokens: Optional[int] = typer.Option(
+                  None, "--cot-tokens", help="most tokens of reasoning (and of babble)"),
+              seed: int = Seed, device: str = Device, resume: bool = Resume,
+              force: bool = Force, as_json: bool = Json):
+    """Intention collapse: entropy, dimensionality and probe recoverability of the state
+    just before the answer, for direct answers, chain of thought and a babble control."""
+    from .studies.probes.intention import run_intention
+
+    out = out or Path("collapse-intention")
+    console = _console()
+    run_intention(out, model=model, quick=quick, seed=seed, device=device, resume=resume,
+                  force=force, console=console, problems=problems, n_items=n_items,
+                  cot_tokens=cot_tokens)
+    _finish(out, as_json, console)
+
+
+@app.command()
+def ambiguity(model: str = Model, out: Optional[Path] = Out, quick: bool = typer.Option(
+                  False, "--quick", help="8 items sampled, k=6, 32 new tokens (all scored)"),
+              items: str = typer.Option("bundled", "--items",
+                                        help="two-turn items (JSONL) or 'bundled'"),
+              n_sampled: Optional[int] = typer.Option(
+                  None, "--n-sampled", help="items whose interpretations are sampled"),
+              k: Optional[int] = typer.Option(None, "--k", help="sampled answers per item"),
+              max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens"),
+              threshold: Optional[float] = typer.Option(
+                  None, "--threshold", help="cosine at which two answers mean the same "
+                  "(default 0.6)"),
+              seed: int = Seed, device: str = Device, resume: bool = Resume,
+              force: bool = Force, as_json: bool = Json):
+    """Ambiguity preservation: interpretation entropy vs greedy, two-turn disambiguation."""
+    from .studies.probes.ambiguity import run_ambiguity
+
+    out = out or Path("collapse-ambiguity")
+    console = _console()
+    run_ambiguity(out, model=model, quick=quick, seed=seed, device=device, resume=resume,
+                  force=force, console=console, items=items, n_sampled=n_sampled, k=k,
+                  max_new_tokens=max_new_tokens, threshold=threshold)
+    _finish(out, as_json, console)
+
+
+@app.command()
+def tokenizer(model: str = Model, out: Optional[Path] = Out, quick: bool = typer.Option(
+                  False, "--quick", help="200 texts, 16 replacement probes, 48 new tokens"),
+              texts: Optional[Path] = typer.Option(
+                  None, "--texts", help="one text per line, or JSONL (default: human text)"),
+              human: str = typer.Option("news", "--human",
+                                        help="bundled human text when --texts is not given"),
+              n_texts: Optional[int] = typer.Option(None, "--n-texts",
+                                                    help="use the first N texts"),
+              n_probes: Optional[int] = typer.Option(None, "--n-probes",
+                                                     help="replacement probe cases"),
+              max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens"),
+              no_probe: bool = typer.Option(
+                  False, "--no-probe", help="only the non-unique search: loads the "
+                  "tokenizer, not the weights"),
+              seed: int = Seed, device: str = Device, resume: bool = Resume,
+              force: bool = Force, as_json: bool = Json):
+    """Tokenizer consistency: non-unique encodings of a corpus's words and the phantom-edit
+    replacement probe."""
+    from .studies.probes.tokenizer import run_tokenizer
+
+    out = out or Path("collapse-tokenizer")
+    console = _console()
+    run_tokenizer(out, model=model, texts=texts, human=human, n_texts=n_texts,
+                  n_probes=n_probes, max_new_tokens=max_new_tokens, probe=not no_probe,
+                  quick=quick, seed=seed, device=device, resume=resume, force=force,
+                  console=console)
+    _finish(out, as_json, console)
+
+
+@app.command()
+def passkey(model: str = Model, out: Optional[Path] = Out, quick: bool = typer.Option(
+                False, "--quick", help="lengths 128-1024 tokens, 3 depths, 1 trial"),
+            lengths: Optional[str] = typer.Option(
+                None, "--lengths", help="prompt lengths in tokens, e.g. 512,2048,8192 "
+                "(clamped to the model's context)"),
+            depths: Optional[str] = typer.Option(None, "--depths",
+                                                 help="needle depths in [0, 1], e.g. 0,0.5,1"),
+            trials: Optional[int] = typer.Option(None, "--trials",
+                                                 help="trials per (length, depth)"),
+            threshold: float = typer.Option(0.5, "--threshold", help="collapse length: the "
+                                            "first length with accuracy below this"),
+            filler: str = typer.Option("wikipedia", "--filler",
+                                       help="news, wikipedia, kjv or repeat"),
+            chunk: int = typer.Option(512, "--chunk", help="prefill chunk in tokens (memory)"),
+            seed: int = Seed, device: str = Device, resume: bool = Resume, force: bool = Force,
+            as_json: bool = Json):
+    """Passkey retrieval accuracy versus context length (state collapse)."""
+    from .studies.probes.passkey import run_passkey
+
+    def numbers(text, kind, flag):
+        try:
+            return [kind(x) for x in text.split(",") if x.strip()] if text else None
+        except ValueError:
+            raise CollapsekitError(f"{flag} {text!r}: give comma-separated numbers, "
+                                   "e.g. 256,1024") from None
+
+    out = out or Path("collapse-passkey")
+    console = _console()
+    run_passkey(out, model=model, quick=quick, seed=seed, device=device, resume=resume,
+                force=force, console=console, lengths=numbers(lengths, int, "--lengths"),
+                depths=numbers(depths, float, "--depths"), trials=trials, threshold=threshold,
+                filler=filler, chunk=chunk)
+    _finish(out, as_json, console)
+
+
+@app.command()
+def drift(model: Optional[list[str]] = typer.Option(
+              None, "--model", help="one model (compared with rank-one edits of itself) or "
+              "two: --model A --model B (B against A)"),
+          edit: bool = typer.Option(False, "--edit", help="rank-one edits of the model (the "
+                                    "default with one --model)"),
+          edits: Optional[int] = typer.Option(None, "--edits",
+                                              help="successive edits (default 3 quick, 5)"),
+          edit_layer: Optional[int] = typer.Option(None, "--edit-layer",
+                                                   help="block whose MLP is edited (middle)"),
+          edit_scale: float = typer.Option(5.0, "--edit-scale",
+                                           help="each edit's spectral norm / the matrix's"),
+          threshold: float = typer.Option(2.0, "--threshold",
+                                          help="collapse flag: perplexity ratio at or above"),
+          texts: Optional[Path] = typer.Option(None, "--texts", help="reference corpus: one "
+                                               "text per line, or JSONL (default: Wikipedia)"),
+          n: Optional[int] = typer.Option(None, "--n", help="documents (default 8 quick, 64)"),
+          words: Optional[int] = typer.Option(None, "--words",
+                                              help="words per document (default 64 quick, 256)"),
+          quick: bool = typer.Option(False, "--quick", help="8 short documents, 3 edits"),
+          seed: int = Seed, device: str = Device, out: Optional[Path] = Out,
+          resume: bool = Resume, force: bool = Force, as_json: bool = Json):
+    """Perplexity drift between two models, or after successive rank-one weight edits."""
+    from .studies.probes.drift import run_drift
+
+    if edit and model and len(model) > 1:
+        raise CollapsekitError("--edit compares one model with edits of itself: give one --model")
+    out = out or Path("collapse-drift")
+    console = _console()
+    run_drift(out, model=model or None, quick=quick, seed=seed, device=device, resume=resume,
+              force=force, console=console, edits=edits, layer=edit_layer, scale=edit_scale,
+              threshold=threshold, texts=texts, n=n, words=words)
     _finish(out, as_json, console)
 
 

@@ -47,6 +47,26 @@ SECTION_INFO = {
                  "steady drift with generation = model collapse; compare the strategies.",
     "neural_collapse": "How tightly last-layer features gather at their class means: "
                        "NC1 and CDNV near 0 = neural collapse.",
+    "divergence": "How far the model's samples are from human text (Jensen-Shannon, bits): "
+                  "model_vs_human against the human_vs_human null level of the same size.",
+    "agents": "Peripheral agents rewriting their statements next to a fixed anchor, round "
+              "by round (greedy vs stochastic): rising similarity to the anchor and to each "
+              "other, collisions, or falling entropy = semantic collapse.",
+    "agents manifold": "Model-free dynamics on the unit sphere: smooth and noisy updates "
+                       "reach the same anchor (path independence) and entropy goes to 0.",
+    "intention": "The state just before the answer, for direct answers, chain of thought "
+                 "and a babble control: low entropy and dimensionality with a probe that "
+                 "cannot recover correctness = intention collapse.",
+    "ambiguity": "Whether the model keeps the readings of an ambiguous input open until "
+                 "context arrives: low entropy over interpretations at the ambiguous turn, or "
+                 "one meaning among sampled answers = premature semantic collapse.",
+    "tokenizer": "How many token-id sequences spell the same words (non-unique encodings), "
+                 "and whether the model's word replacements differ from the target only by "
+                 "tokenizer artifacts (phantom edits).",
+    "passkey": "Can the model find a 5-digit key hidden in real text as the prompt grows: "
+               "accuracy falling with length = state collapse.",
+    "drift": "Perplexity of reference text after edits or between checkpoints: a ratio "
+             "well above 1 (flag at 2×) = collapse after editing.",
 }
 _DEFAULT_INFO = ("Each plot shows one metric; its axis label says which direction means "
                  "collapse where that is known.")
@@ -237,7 +257,7 @@ def _scalar_table(recs) -> str:
         ci = (f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
               if r.get("ci_low") is not None or r.get("ci_high") is not None else "")
         info = plots.metric_info(str(r["metric"]))
-        direction = f"{info['collapse']}er = collapse" if info else ""
+        direction = f"{info['collapse']}er = collapse" if info.get("collapse") else ""
         rows.append(f"<tr><td>{e(r['metric'])}</td><td>{e(scope)}</td>"
                     f"<td class='num'>{e(_fmt(r.get('value')))}</td><td>{e(ci)}</td>"
                     f"<td>{e(direction)}</td><td>{e(r.get('note') or '')}</td></tr>")
@@ -245,9 +265,17 @@ def _scalar_table(recs) -> str:
             "<th>direction</th><th>note</th></tr>" + "".join(rows) + "</table>")
 
 
+def _section_info(name: str) -> str:
+    """SECTION_INFO of the section, of its underscored name, or of its first word."""
+    for key in (name, name.replace(" ", "_"), name.split(" ")[0]):
+        if key in SECTION_INFO:
+            return SECTION_INFO[key]
+    return _DEFAULT_INFO
+
+
 def _section(name, recs, plots_dir, used) -> str:
     parts = [f"<h2 id='{e(_slug('s', name))}'>{e(name)}</h2>",
-             f"<p class='howto'>{e(SECTION_INFO.get(name.split(' ')[0], _DEFAULT_INFO))}</p>"]
+             f"<p class='howto'>{e(_section_info(name))}</p>"]
     scalars = []
     for metric, mrecs in _group(recs, lambda r: str(r["metric"])).items():
         for kind, krecs in _group(mrecs, _kind).items():

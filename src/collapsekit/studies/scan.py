@@ -4,11 +4,15 @@ Stages, each written to the results folder as soon as it finishes, so an interru
 resumes (``--resume``) without recomputing: (1) load the model, (2) stream a slice of real
 human text through it and compute per-layer geometry, (3) sample k continuations of each
 prompt into ``samples.jsonl`` (a content-keyed cache: samples already written are reused),
-(4) embed samples and human texts and score diversity, (5) render the report.
+(4) embed samples and human texts and score diversity and the human-vs-model divergence,
+(5) run each probe at its quick settings (agents, intention, ambiguity, tokenizer, passkey,
+drift; ``probes`` chooses; a probe the model cannot run, e.g. for a too short context, is
+recorded as ``probe_skipped`` with the reason and the scan goes on), (6) render the report.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,6 +22,19 @@ from ..models.registry import DEFAULT_MODEL
 from ..results import Run
 from . import diversity, geometry
 from .probes import divergence as probe_divergence
+
+
+PROBES = ("agents", "intention", "ambiguity", "tokenizer", "passkey", "drift")
+
+
+def probe_stages() -> dict:
+    """Probe name → its ``stage(run, lm, *, quick, seed, console)`` function."""
+    from . import agents
+    from .probes import ambiguity, drift, intention, passkey, tokenizer
+
+    return {"agents": agents.stage, "intention": intention.stage,
+            "ambiguity": ambiguity.stage, "tokenizer": tokenizer.stage,
+            "passkey": passkey.stage, "drift": drift.stage}
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,7 @@ class ScanConfig:
     seed: int = 0
     device: str = "auto"
     dtype: str = "float32"
+    probes: tuple[str, ...] = PROBES  # quick probes to run after geometry and diversity
 
     @classmethod
     def quick(cls, **overrides) -> "ScanConfig":
@@ -52,6 +70,10 @@ class ScanConfig:
         if self.max_new_tokens < 1 or self.max_length < 8 or min(self.batch_size,
                                                                   self.sample_batch) < 1:
             raise ValueError("max_new_tokens ≥ 1, max_length ≥ 8 and batch_size ≥ 1 are needed")
+        unknown = sorted(set(self.probes) - set(PROBES))
+        if unknown or isinstance(self.probes, str):
+            raise ValueError(f"unknown probe(s) {unknown or self.probes!r}: choose from "
+                             f"{', '.join(PROBES)}")
 
 
 def run_scan(cfg: ScanConfig, out: str | Path, *, resume: bool = False, force: bool = False,
@@ -86,6 +108,17 @@ def run_scan(cfg: ScanConfig, out: str | Path, *, resume: bool = False, force: b
         diversity.multi_stage(run, {(cfg.model, cfg.temperature): samples}, human=human,
                               seed=cfg.seed, prompts=dict(enumerate(prompts)))
     probe_divergence.stage(run, [s.text for s in samples], human, seed=cfg.seed)
+
+    stages = probe_stages()
+    for name in cfg.probes:
+        say(f"probe: {name} (quick)")
+        try:
+            with run.timer(f"probe_{name}"):
+                stages[name](run, lm, quick=True, seed=cfg.seed, console=console)
+        except ValueError as exc:  # e.g. a context too short for the probe: keep the scan
+            warnings.warn(f"scan: probe {name} skipped: {exc}", stacklevel=2)
+            run.add("probe_skipped", 1, section="probes", probe=name, note=str(exc))
+        run.write()
 
     run.finish()
     return render(run.path)

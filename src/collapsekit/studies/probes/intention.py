@@ -1,0 +1,299 @@
+"""``collapsekit intention``: intention collapse on arithmetic word problems (Vera 2026,
+"Intention Collapse: Intention-Level Metrics for Reasoning in Language Models").
+
+Three regimes per problem, all greedy, read out at the position just before the answer:
+
+- ``direct``: asked for the number only; the assistant turn starts with the answer cue
+  ("The answer is");
+- ``cot``: asked to think step by step; the model writes up to ``cot_tokens`` tokens, then
+  "\\n" + the cue is appended;
+- ``babble``: asked to describe the weather first; its text is cut to the item's CoT length
+  (a length-matched control without reasoning), then "\\n" + the cue.
+
+At the cue the readout gives the next-token distribution and every layer's hidden state,
+and a short greedy continuation whose first integer is the parsed answer. Per regime:
+accuracy; intention entropy H_int in bits over the full vocabulary and over the top-k tokens
+renormalised (the paper's code, k = 100), item means with bootstrap intervals; the AUROC of
+−H_int for correctness (the paper finds little item-level signal); per layer (block_1 ..
+final_norm; the embedding of the cue token is the same for every item) dim_eff at 90 % and
+the participation ratio of the items' hidden states, and the held-out probe AUROC
+(Recov) on the probed layers. Reasoning/babble generations are cached in the run folder;
+regimes already recorded are skipped on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ... import metrics
+from ...errors import InputFileError
+from ...metrics.intention import auroc, intention_entropy, parse_answer, probe_auroc
+from ...stats.bootstrap import bootstrap_mean_ci
+
+SECTION = "intention"
+REGIMES = ("direct", "cot", "babble")
+CUE = "The answer is"
+ASK = {"direct": "Answer with only the number.",
+       "cot": "Let's think step by step.",
+       "babble": "Do not solve it yet: first describe today's weather in a few sentences."}
+TABLE = "intention_items"
+_INT = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """``n_items``: first N problems (None: all); ``probe_layers``: that many evenly spaced
+    layers for the probe (None: every layer); ``batch_size``: rows per readout forward;
+    ``sample_batch``: rows per forward while generating reasoning and babble."""
+
+    n_items: int | None = None
+    cot_tokens: int = 128
+    answer_tokens: int = 8
+    top_k: int = 100
+    folds: int = 5
+    probe_layers: int | None = None
+    batch_size: int = 16
+    sample_batch: int = 48
+
+    @classmethod
+    def make(cls, quick: bool, **overrides) -> "Settings":
+        base = dict(n_items=24, cot_tokens=48, probe_layers=4) if quick else {}
+        return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def validate(self) -> None:
+        for name in ("cot_tokens", "answer_tokens", "top_k", "batch_size", "sample_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.folds < 2:
+            raise ValueError(f"folds={self.folds} must be >= 2")
+        if self.n_items is not None and self.n_items < 2:
+            raise ValueError(f"n_items={self.n_items}: use at least 2 problems")
+        if self.probe_layers is not None and self.probe_layers < 1:
+            raise ValueError(f"probe_layers={self.probe_layers} must be >= 1 or None (all)")
+
+
+def load_problems(path: str | Path | None = None) -> list[dict]:
+    """Problems ``{id, question, answer}`` from a JSONL file (default: the bundled
+    ``arithmetic.jsonl``); answers must be integers. Errors name the file and line."""
+    if path is None:
+        where = "bundled arithmetic.jsonl"
+        text = resources.files("collapsekit.data").joinpath("arithmetic.jsonl").read_text("utf-8")
+    else:
+        where = str(path)
+        try:
+            text = Path(path).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputFileError(f"cannot read problems file {path} ({exc}): check the path "
+                                 "and that it is UTF-8 JSONL") from None
+    problems, seen = [], set()
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(f"{where}, line {n}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("question"), str) \
+                or not row["question"].strip():
+            raise InputFileError(f"{where}, line {n}: needs a non-empty string 'question'")
+        if "answer" not in row:
+            raise InputFileError(f"{where}, line {n}: no 'answer' field; give each problem "
+                                 "its integer answer")
+        answer = _integer(row["answer"])
+        if answer is None:
+            raise InputFileError(f"{where}, line {n}: answer {row['answer']!r} is not an "
+                                 "integer; this study scores integer answers only")
+        pid = str(row.get("id", f"line-{n}"))
+        if pid in seen:
+            raise InputFileError(f"{where}, line {n}: id {pid!r} is used twice; make ids unique")
+        seen.add(pid)
+        problems.append({"id": pid, "question": row["question"].strip(), "answer": answer})
+    if len(problems) < 2:
+        raise InputFileError(f"{where} holds {len(problems)} problem(s); give at least 2")
+    return problems
+
+
+def _integer(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INT.fullmatch(value.strip()):
+        return int(value.strip())
+    return None
+
+
+def probe_layer_indices(n_points: int, count: int | None) -> list[int]:
+    """Capture-point indices 1..n_points-1 (embed left out): all, or ``count`` evenly spaced
+    ones always including the last (final_norm)."""
+    layers = list(range(1, n_points))
+    if count is None or count >= len(layers):
+        return layers
+    picks = np.linspace(0, len(layers) - 1, count).round().astype(int)
+    return [layers[i] for i in sorted(set(picks.tolist()))]
+
+
+def _user(question: str, regime: str) -> str:
+    return f"{question}\n{ASK[regime]}"
+
+
+def generate_stage(run, lm, problems, s: Settings, *, seed: int, console=None) -> dict:
+    """Greedy CoT and babble text per problem (cached in ``run``); returns
+    ``{(regime, id): (text, n_tokens)}`` with babble cut to the item's CoT length."""
+    from ...models.readout import chat_text
+    from ...models.sampling import Decoding, sample
+    from ..progress import progress_bar
+
+    chat = bool(getattr(lm.tokenizer, "chat_template", None))
+    prompts = [((r, p["id"]), _user(p["question"], r)) for r in ("cot", "babble")
+               for p in problems]
+    if not chat:  # the plain-text layout of chat_text: message, newline, reply
+        prompts = [(key, chat_text(lm.tokenizer, text, chat=False)) for key, text in prompts]
+    decoding = Decoding(temperature=0, max_new_tokens=s.cot_tokens, chat=chat)
+    with run.timer("intention_generation"), \
+            progress_bar("intention: reasoning and babble", len(prompts), console) as tick:
+        samples = sample(lm.model, lm.tokenizer, [(f"{r}:{i}", t) for (r, i), t in prompts],
+                         k=1, decoding=decoding, seed=seed, model_key=lm.weight_hash,
+                         cache=run.file("intention/generations.jsonl"),
+                         batch_size=s.sample_batch, progress=tick)
+    body = {key: smp.token_ids[:len(smp.token_ids) - (smp.finish_reason == "eos")]
+            for (key, _), smp in zip(prompts, samples)}
+    generated = {}
+    for p in problems:
+        cot = body[("cot", p["id"])]
+        for regime, ids in (("cot", cot), ("babble", body[("babble", p["id"])][:len(cot)])):
+            generated[(regime, p["id"])] = (
+                lm.tokenizer.decode(ids, skip_special_tokens=True), len(ids))
+    return generated
+
+
+def readout_texts(tokenizer, problems, regime: str, generated: dict) -> list[str]:
+    """The text read out for each problem: prompt, (reasoning or babble,) answer cue."""
+    from ...models.readout import answer_cue, chat_text
+
+    chat = bool(getattr(tokenizer, "chat_template", None))
+    cue = answer_cue(tokenizer, CUE)
+    texts = []
+    for p in problems:
+        before = generated[(regime, p["id"])][0].strip() if regime != "direct" else ""
+        reply = f"{before}\n{cue}" if before else cue
+        texts.append(chat_text(tokenizer, _user(p["question"], regime), reply, chat=chat))
+    return texts
+
+
+def _mean_ci(run, metric: str, values, *, seed: int, regime: str, **extra) -> None:
+    mean, low, high = bootstrap_mean_ci(values, seed=seed)
+    run.add(metric, mean, section=SECTION, regime=regime, ci_low=low, ci_high=high,
+            n_items=len(values), **extra)
+
+
+def score_regime(run, r, problems, regime: str, s: Settings, *, seed: int, generated: dict,
+                 probe_layers: list[int]) -> list[dict]:
+    """Records of one regime from its readout ``r``; returns the per-item table rows."""
+    h_full = intention_entropy(r.logits, kind="logits")
+    h_top = intention_entropy(r.logits, top_k=s.top_k, kind="logits")
+    parsed = [parse_answer(c) for c in r.continuation]
+    correct = np.array([a == p["answer"] for a, p in zip(parsed, problems)])
+    n_gen = [generated[(regime, p["id"])][1] if regime != "direct" else 0 for p in problems]
+    for layer in range(1, len(r.layer_names)):
+        where = dict(section=SECTION, regime=regime, layer=layer,
+                     layer_name=r.layer_names[layer])
+        x = r.hidden[layer]
+        ev = metrics.spectrum(x)
+        if ev[0] > 0:
+            run.add("dim_eff", metrics.dim_eff(ev, 0.9), **where)
+            run.add("participation_ratio", metrics.participation_ratio(ev), **where)
+        else:
+            for m in ("dim_eff", "participation_ratio"):
+                run.add(m, None, note="the items' hidden states do not vary here", **where)
+        if layer in probe_layers:
+            res = probe_auroc(x, correct, folds=s.folds, seed=seed)
+            run.add("probe_auroc", res["auroc"], ci_low=res["ci_low"], ci_high=res["ci_high"],
+                    note=res.get("note", f"{res['folds']}-fold, {res['n_positive']} of "
+                                         f"{res['n']} correct"), **where)
+    one_class = correct.all() or not correct.any()
+    run.add("entropy_auroc", None if one_class else auroc(-h_full, correct), section=SECTION,
+            regime=regime, **({"note": "all items right or all wrong"} if one_class else {}))
+    _mean_ci(run, "intention_entropy", h_full, seed=seed, regime=regime)
+    _mean_ci(run, f"intention_entropy_top{s.top_k}", h_top, seed=seed, regime=regime)
+    run.add("generated_tokens", float(np.mean(n_gen)), section=SECTION, regime=regime)
+    _mean_ci(run, "accuracy", correct.astype(float), seed=seed, regime=regime)  # last: done
+    return [{"id": p["id"], "regime": regime, "answer": p["answer"], "parsed": a,
+             "correct": bool(ok), "h_int": float(h), f"h_int_top{s.top_k}": float(ht),
+             "generated_tokens": g, "input_tokens": t, "output": c,
+             "reasoning": generated[(regime, p["id"])][0] if regime != "direct" else ""}
+            for p, a, ok, h, ht, g, t, c in zip(problems, parsed, correct, h_full, h_top, n_gen,
+                                                r.n_tokens, r.continuation)]
+
+
+def stage(run, lm, *, quick: bool = True, seed: int = 0, console=None,
+          problems: str | Path | None = None, settings: Settings | None = None) -> None:
+    """The intention stage: adds the section's records and the ``intention_items`` table to
+    ``run``; regimes already recorded are skipped (resume). ``problems``: a JSONL file
+    (default: bundled); ``settings``: overrides :meth:`Settings.make` for ``quick``."""
+    from ...models.readout import readout
+    from ..progress import progress_bar
+
+    s = settings or Settings.make(quick)
+    s.validate()
+    todo = [r for r in REGIMES if not run.has("accuracy", section=SECTION, regime=r)]
+    if not todo:
+        return
+    items = load_problems(problems)[:s.n_items]
+    rows = []
+    if TABLE in run.to_dict()["tables"]:  # rows of the regimes a resumed run already has
+        cols = run.read_table(TABLE)
+        rows = [row for row in (dict(zip(cols, v)) for v in zip(*cols.values()))
+                if row["regime"] not in todo]
+    generated = generate_stage(run, lm, items, s, seed=seed, console=console)
+    for regime in todo:
+        texts = readout_texts(lm.tokenizer, items, regime, generated)
+        with run.timer(f"intention_{regime}"):
+            with progress_bar(f"intention: {regime} readout", len(texts), console) as tick:
+                r = readout(lm.model, lm.tokenizer, texts, max_new_tokens=s.answer_tokens,
+                            batch_size=s.batch_size, progress=tick)
+            layers = probe_layer_indices(len(r.layer_names), s.probe_layers)
+            rows += score_regime(run, r, items, regime, s, seed=seed, generated=generated,
+                                 probe_layers=layers)
+        run.meta(intention=dict(asdict(s), problems=str(problems or "bundled"),
+                                n_items=len(items), cue=CUE, regimes=list(REGIMES)))
+        run.table(TABLE, sorted(rows, key=lambda x: (REGIMES.index(x["regime"]), x["id"])))
+        run.write()
+
+
+def run_intention(out, *, model: str | None = None, quick: bool = False, seed: int = 0,
+                  device: str = "auto", resume: bool = False, force: bool = False,
+                  console=None, problems: str | Path | None = None,
+                  n_items: int | None = None, cot_tokens: int | None = None,
+                  batch_size: int | None = None) -> Path:
+    """``collapsekit intention``: run the stage on ``model`` into ``out`` and render the
+    report; returns the path of ``index.html``."""
+    from ...models.registry import DEFAULT_MODEL, load_model, resolve
+    from ...report.html import render
+    from ...results import Run
+
+    model = model or DEFAULT_MODEL
+    s = Settings.make(quick, n_items=n_items, cot_tokens=cot_tokens, batch_size=batch_size)
+    s.validate()
+    resolve(model)
+    load_problems(problems)  # a bad file fails before the results folder is made
+    config = dict(model=model, quick=quick, seed=seed,
+                  problems=str(problems) if problems else "bundled", **asdict(s))
+    run = Run(out, study="intention", config=config, resume=resume, force=force)
+    with run.timer("load_model"):
+        lm = load_model(model, device=device)
+    run.meta(model=lm.describe(), seeds=[seed])
+    if console:
+        console.log(f"loaded {model} ({lm.n_layers} layers, d={lm.hidden_size}) on "
+                    f"{lm.device}")
+    stage(run, lm, quick=quick, seed=seed, console=console, problems=problems, settings=s)
+    run.finish()
+    return render(run.path)

@@ -1,0 +1,275 @@
+"""Ambiguity preservation: conflict markers (English, Japanese), state entropy by hand,
+candidate distributions, continuation scoring against a plain forward pass, the study end
+to end on a tiny model (same seed, same numbers; resume), the CLI, and bad input."""
+
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from collapsekit import cli
+from collapsekit.metrics.ambiguity import (candidate_distribution, detect_conflicts,
+                                           entropy_bits, state_entropy)
+from collapsekit.models.registry import LoadedModel
+from collapsekit.models.scoring import chat_context, score_continuations
+from collapsekit.results import Run
+from collapsekit.studies.probes import ambiguity as amb
+from conftest import make_model, make_tokenizer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY_ITEMS = [
+    {"id": "a", "category": "lexical", "turn1": "the cat sees the bird .",
+     "candidates": ["the dog runs", "a king sings"], "turn2": "the bird sings .", "intended": 0},
+    {"id": "b", "category": "referential", "turn1": "the man sees the woman .",
+     "candidates": ["the man", "the woman", "a child"], "turn2": "she walks .", "intended": 1},
+]
+
+
+def found(text):
+    return [(m.text, m.start, m.end, m.category, m.lang) for m in detect_conflicts(text).markers]
+
+
+def test_english_markers_with_spans_and_categories():
+    text = "I want to leave, but maybe I should stay."
+    assert found(text) == [("but", 17, 20, "adversative", "en"),
+                           ("maybe", 21, 26, "hedge", "en"),
+                           ("should", 29, 35, "modal", "en")]
+    c = detect_conflicts(text)
+    assert c.score == pytest.approx(1 - 0.4 * 0.6 * 0.8) and c.flag
+    assert c.segments == ("I want to leave", "maybe I should stay")
+    assert c.categories == {"adversative": 1, "hedge": 1, "modal": 1}
+    assert found("On the other hand, it seems fine.") == [
+        ("On the other hand", 0, 17, "adversative", "en"), ("seems", 22, 27, "hedge", "en")]
+
+
+def test_plain_sentences_and_look_alikes_have_no_markers():
+    for text in ("The cat sat on the mat.", "It is not yet ready.", "We met in May.",
+                 "猫が好きです。", "誰でもできる。", "かなり静かな部屋だ。", "かもめが飛ぶ。"):
+        c = detect_conflicts(text)
+        assert c.markers == () and c.score == 0.0 and not c.flag, text
+    assert found("May I come in?") == [("May", 0, 3, "modal", "en")]
+
+
+def test_japanese_markers():
+    assert found("行きたいけど、時間がないかもしれない。") == [
+        ("けど", 4, 6, "adversative", "ja"), ("かもしれない", 12, 18, "hedge", "ja")]
+    assert found("高いが、おいしい。") == [("が", 2, 3, "adversative", "ja")]  # clause-final
+    assert found("雨だ。でも行く。") == [("でも", 3, 5, "adversative", "ja")]
+    assert found("しかし、明日は晴れるかな") == [("しかし", 0, 3, "adversative", "ja"),
+                                          ("かな", 10, 12, "hedge", "ja")]
+    assert found("たぶん来るだろう。") == [("たぶん", 0, 3, "hedge", "ja"),
+                                    ("だろう", 5, 8, "hedge", "ja")]
+    assert detect_conflicts("行きたいけど、行けない。").segments == ("行きたい", "行けない")
+
+
+@pytest.mark.parametrize("bad", ["", "   ", None, 3])
+def test_conflicts_bad_text(bad):
+    with pytest.raises(ValueError, match="text"):
+        detect_conflicts(bad)
+
+
+def test_conflicts_bad_settings():
+    with pytest.raises(ValueError, match="weights"):
+        detect_conflicts("but", weights={"hedge": 2.0})
+    with pytest.raises(ValueError, match="weights"):
+        detect_conflicts("but", weights={"irony": 0.5})
+    for bad in (0, "high", 1.5):
+        with pytest.raises(ValueError, match="threshold"):
+            detect_conflicts("but", threshold=bad)
+
+
+def test_state_entropy_by_hand():
+    assert state_entropy([0, 0, 1, 1]) == 1.0
+    assert state_entropy(["x", "x", "x"]) == 0.0  # one interpretation: collapsed
+    assert state_entropy([0, 1, 2, 3]) == pytest.approx(2.0)
+    assert state_entropy([0, 0, 0, 1]) == pytest.approx(-(0.75 * math.log2(0.75)
+                                                          + 0.25 * math.log2(0.25)))
+    assert entropy_bits([0.5, 0.5]) == 1.0 and entropy_bits([1.0, 0.0]) == 0.0
+
+
+@pytest.mark.parametrize("bad", [[], [[0, 1]], [0.0, np.nan]])
+def test_state_entropy_bad_input(bad):
+    with pytest.raises(ValueError, match="classes"):
+        state_entropy(bad)
+
+
+@pytest.mark.parametrize("bad", [[], [0.5, 0.6], [1.5, -0.5], [np.nan, 1.0], [[0.5, 0.5]],
+                                 ["a", "b"]])
+def test_entropy_bits_bad_input(bad):
+    with pytest.raises(ValueError):
+        entropy_bits(bad)
+
+
+def test_candidate_distribution_sum_and_length_normalised():
+    e = np.exp([-1.0, -2.0])
+    assert candidate_distribution([-1.0, -2.0]) == pytest.approx(e / e.sum())
+    # -2 over 2 tokens and -6 over 3 tokens: means -1 and -2
+    assert candidate_distribution([-2.0, -6.0], [2, 3]) == pytest.approx(e / e.sum())
+    assert entropy_bits(candidate_distribution([-3.0, -3.0])) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("args", [([-1.0],), ([-1.0, 0.5],), ([-1.0, np.nan],),
+                                  ([[-1.0, -2.0]],), ([-1.0, -2.0], [1]),
+                                  ([-1.0, -2.0], [0, 1])])
+def test_candidate_distribution_bad_input(args):
+    with pytest.raises(ValueError):
+        candidate_distribution(*args)
+
+
+def plain_logprob(model, ids, n_context):
+    """Σ log p of the tokens after the context, from one unpadded forward pass."""
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].double(), -1)
+    return sum(logp[t - 1, ids[t]].item() for t in range(n_context, len(ids)))
+
+
+def test_score_continuations_equals_a_plain_forward_pass(tiny_arch):
+    model, tok = make_model(tiny_arch), make_tokenizer()
+    contexts = ["the cat sees", chat_context(tok, [{"role": "user", "content": "a dog"}],
+                                             "the")]
+    cands = [[" the dog", " a bird runs ."], [" king"]]
+    for batch_size in (1, 3):
+        got = score_continuations(model, tok, contexts, cands, batch_size=batch_size)
+        for ctx, cs, scores in zip(contexts, cands, got):
+            ids = tok(ctx)["input_ids"] if isinstance(ctx, str) else ctx
+            for c, s in zip(cs, scores):
+                cont = tok(c, add_special_tokens=False)["input_ids"]
+                assert s.n_tokens == len(cont)
+                assert s.logprob == pytest.approx(plain_logprob(model, ids + cont, len(ids)),
+                                                  abs=1e-4)
+    # the chat template with the generation prompt, then the reply's first words
+    assert tok.decode(contexts[1]) == "<s> <unk> <unk> a dog </s> <s> <unk> <unk> the"
+
+
+@pytest.mark.parametrize("contexts, cands, message", [
+    (["the cat"], [[]], "no candidates"),
+    (["the cat"], [[" dog", ""]], "empty"),
+    (["the cat"], [[" dog"], [" cat"]], "one list of strings per context"),
+    ([""], [[" dog"]], "empty"),
+    ([], [], "non-empty"),
+    (["the " * 70], [[" dog"]], "context"),
+])
+def test_score_continuations_bad_input(contexts, cands, message):
+    with pytest.raises(ValueError, match=message):
+        score_continuations(make_model("llama"), make_tokenizer(), contexts, cands)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"candidates": []}, "at least 2"),
+    ({"candidates": ["the dog"]}, "at least 2"),
+    ({"intended": 2}, "does not point to one of its 2 candidates"),
+    ({"intended": -1}, "does not point"),
+    ({"turn1": ""}, "'turn1' is missing or empty"),
+    ({"turn2": None}, "'turn2'"),
+])
+def test_bad_items(change, message):
+    with pytest.raises(ValueError, match=message):
+        amb.parse_items([{**TINY_ITEMS[0], **change}])
+
+
+def test_bundled_items():
+    items = amb.load_items()
+    assert len(items) >= 30 and len({i.id for i in items}) == len(items)
+    assert all(2 <= len(i.candidates) <= 3 for i in items)
+    assert len({i.category for i in items[:8]}) == 5  # quick mode samples every category
+
+
+def Tiny():
+    """The tiny llama as a loaded model, as the studies receive it."""
+    return LoadedModel(spec="tiny", model=make_model("llama"), tokenizer=make_tokenizer(),
+                       weight_hash="tiny-llama", source="test", load_seconds=0.0)
+
+
+def values(run):
+    return {(r["metric"], r.get("turn"), r.get("scoring"), r.get("decoding")): r["value"]
+            for r in run.records}
+
+
+def test_stage_end_to_end_same_seed_same_numbers_and_resume(tmp_path):
+    lm, items = Tiny(), amb.parse_items(TINY_ITEMS)
+    runs = []
+    for name in ("a", "b"):
+        run = Run(tmp_path / name, study="ambiguity", config={})
+        amb.stage(run, lm, items=items, k=3, max_new_tokens=4, seed=1)
+        runs.append(run)
+    got = values(runs[0])
+    assert got == values(runs[1])
+    assert got[("mean_interpretation_entropy", 1, None, "greedy")] == 0.0
+    assert 0 <= got[("mean_interpretation_entropy", 1, None, "sampling")] <= math.log2(3)
+    for t in (1, 2):
+        for scoring in ("sum", "mean"):
+            h = got[("mean_candidate_entropy", t, scoring, None)]
+            assert 0 <= h <= math.log2(3)
+            assert 0 <= got[("mean_intended_accuracy", t, scoring, None)] <= 1
+    assert all(r["section"] == "ambiguity" for r in runs[0].records)
+    rows = runs[0].read_table("ambiguity_items")
+    assert rows["item_id"] == ["a", "a", "b", "b"] and rows["scoring"] == ["sum", "mean"] * 2
+    assert sum(rows["p_turn2"][2]) == pytest.approx(1.0)
+    inter = runs[0].read_table("ambiguity_interpretations")
+    assert inter["item_id"] == ["a", "b"] and inter["k"] == [3, 3]
+    cache = (tmp_path / "a" / "ambiguity_samples.jsonl").read_text()
+    assert len(cache.splitlines()) == 2 * 3 + 2  # k samples + one greedy answer per item
+    timings = dict(runs[0].to_dict()["timings"])
+    resumed = Run(tmp_path / "a", study="ambiguity", config={}, resume=True)
+    amb.stage(resumed, lm, items=items, k=3, max_new_tokens=4, seed=1)
+    assert resumed.to_dict()["timings"] == timings  # nothing recomputed
+    assert values(resumed) == got
+
+
+def test_stage_refuses_bad_settings(tmp_path):
+    run = Run(tmp_path / "r", study="ambiguity", config={})
+    items = amb.parse_items(TINY_ITEMS)
+    for kw, message in (({"k": 1}, "k=1"), ({"threshold": 2.0}, "threshold"),
+                        ({"n_sampled": 0}, "n_sampled")):
+        with pytest.raises(ValueError, match=message):
+            amb.stage(run, Tiny(), items=items, **kw)
+    assert run.records == []
+
+
+def run_cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["collapsekit", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err
+
+
+def test_cli(monkeypatch, capsys, tmp_path):
+    path = tmp_path / "tiny"
+    make_model("llama").save_pretrained(path, safe_serialization=True)
+    make_tokenizer().save_pretrained(path)
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps(r) + "\n" for r in TINY_ITEMS))
+    out = tmp_path / "run"
+    code, stdout, _ = run_cli(monkeypatch, capsys, "ambiguity", "--model", str(path),
+                              "--items", str(items), "--quick", "--k", "2",
+                              "--max-new-tokens", "3", "--out", str(out), "--json")
+    assert code == 0 and (out / "index.html").is_file()
+    names = {r["metric"] for r in json.loads(stdout)["records"]}
+    assert {"mean_candidate_entropy", "mean_entropy_drop", "mean_interpretation_entropy",
+            "mean_conflict_rate", "mean_input_conflict_rate"} <= names
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({**TINY_ITEMS[0], "intended": 5}) + "\n")
+    code, _, err = run_cli(monkeypatch, capsys, "ambiguity", "--model", str(path),
+                           "--items", str(bad), "--out", str(tmp_path / "bad"))
+    assert code == 2 and "does not point" in err and err.count("\n") == 1
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.slow
+def test_quick_stage_on_the_embedded_model(tmp_path):
+    from collapsekit.models.registry import load_model
+
+    lm = load_model("embedded:smollm2-135m-instruct")
+    items = amb.load_items()[:4]
+    run = Run(tmp_path / "r", study="ambiguity", config={})
+    amb.stage(run, lm, items=items, n_sampled=2, k=3, max_new_tokens=16)
+    got = values(run)
+    assert 0 < got[("mean_candidate_entropy", 1, "sum", None)] <= math.log2(3)
+    assert got[("mean_interpretation_entropy", 1, None, "greedy")] == 0.0
+    texts = run.read_table("ambiguity_samples")["text"]
+    assert len(texts) == 2 * 3 + 2 and any(t.strip() for t in texts)
