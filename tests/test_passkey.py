@@ -146,7 +146,7 @@ def test_command_end_to_end_with_clamping(monkeypatch, capsys, tmp_path):
     assert sorted(acc) == [40, 50, 56]
     assert data["tables"]["passkey_trials"]["rows"] == 3 * 2 * 2
     cells = [r for r in data["records"] if r["metric"] == "passkey_cell_accuracy"]
-    assert {(r["row"], r["col"]) for r in cells} == {(d, L) for d in (0.0, 1.0)
+    assert {(r["depth"], r["length"]) for r in cells} == {(d, L) for d in (0.0, 1.0)
                                                     for L in (40, 50, 56)}
     (summary,) = [r for r in data["records"] if r["metric"] == "passkey_collapse_length"]
     assert "clamped" in summary["note"]

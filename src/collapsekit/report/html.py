@@ -7,7 +7,8 @@ untrusted text.
 
 Generic layout: one section per ``section`` field of the records ("other" for records
 without one); within it, each metric's records are drawn by their scope fields:
-``layer`` and ``head`` (or any ``row`` and ``col``, e.g. model × model) -> heatmap;
+``layer`` and ``head``, ``depth`` and ``length``, or any ``row`` and ``col`` (e.g.
+model × model) -> heatmap;
 ``layer`` -> line over layers; ``generation``, ``length``, ``round`` or ``step`` -> line over
 that axis; ``prompt_id`` ->
 strip plot of per-prompt values with the mean; ``temperature`` -> line over temperature;
@@ -107,7 +108,8 @@ def _hashable(v):
     return v if isinstance(v, (str, numbers.Number, type(None))) else json.dumps(v)
 
 
-_GRIDS = (("layer", "head"), ("row", "col"))  # heatmap axes, first pair present wins
+# heatmap axes, first pair present wins
+_GRIDS = (("layer", "head"), ("depth", "length"), ("row", "col"))
 _LINES = ("layer", "generation", "length", "round", "step")  # line-plot axes, in priority
 
 
@@ -116,8 +118,8 @@ def _grid(recs) -> tuple[str, str]:
 
 
 def _kind(rec: dict) -> str:
-    has = {k for k in ("layer", "head", "row", "col", "generation", "length", "round",
-                       "step", "prompt_id", "temperature") if rec.get(k) is not None}
+    has = {k for k in ("layer", "head", "depth", "row", "col", "generation", "length",
+                       "round", "step", "prompt_id", "temperature") if rec.get(k) is not None}
     if any(set(g) <= has for g in _GRIDS):
         return "heatmap"
     for kind in _LINES:

@@ -231,7 +231,7 @@ def stage(run, lm, *, quick: bool = True, seed: int = 0, console=None, lengths=N
 
 def _record(run, summ: dict, threshold: float, over: list, limit) -> None:
     for L, d, mean, lo, hi, _ in summ["cells"]:
-        run.add("passkey_cell_accuracy", mean, section=SECTION, row=d, col=L, ci_low=lo,
+        run.add("passkey_cell_accuracy", mean, section=SECTION, depth=d, length=L, ci_low=lo,
                 ci_high=hi)
     for L, mean, lo, hi, _ in summ["lengths"]:
         run.add("passkey_accuracy", mean, section=SECTION, length=L, ci_low=lo, ci_high=hi)
