@@ -58,9 +58,9 @@ def test_hash_collisions_and_entropies_by_hand():
     # counts a:2, b:1, c:1 -> p = (1/2, 1/4, 1/4) -> 1.5 bits
     assert cs.vocabulary_entropy(["a b", "a c"]) == pytest.approx(1.5)
     assert cs.vocabulary_entropy(["same same", "same"]) == 0.0
-    assert cs.state_entropy(np.eye(2)) == pytest.approx(1.0)  # ρ = I/2
-    assert cs.state_entropy(np.eye(4)[:, :3].T) == pytest.approx(math.log2(3))
-    assert cs.state_entropy([[1.0, 2.0], [2.0, 4.0], [0.5, 1.0]]) == pytest.approx(0, abs=1e-12)
+    assert cs.von_neumann_entropy(np.eye(2)) == pytest.approx(1.0)  # ρ = I/2
+    assert cs.von_neumann_entropy(np.eye(4)[:, :3].T) == pytest.approx(math.log2(3))
+    assert cs.von_neumann_entropy([[1.0, 2.0], [2.0, 4.0], [0.5, 1.0]]) == pytest.approx(0, abs=1e-12)
 
 
 @pytest.mark.parametrize("call, message", [
@@ -76,10 +76,10 @@ def test_hash_collisions_and_entropies_by_hand():
     (lambda: cs.compliance("a", [{"kind": "must_mention", "term": "!"}]), "at least one word"),
     (lambda: cs.compliance("a", [{"kind": "must_mention", "term": "a", "x": 1}]), "unknown"),
     (lambda: cs.compliance("a", {"kind": "max_words"}), "must be a list"),
-    (lambda: cs.state_entropy(np.zeros((0, 3))), "at least 1"),
-    (lambda: cs.state_entropy([[1.0, np.nan]]), "NaN"),
-    (lambda: cs.state_entropy([1.0, 2.0]), "2-D"),
-    (lambda: cs.state_entropy([[0.0, 0.0]]), "zero vector"),
+    (lambda: cs.von_neumann_entropy(np.zeros((0, 3))), "at least 1"),
+    (lambda: cs.von_neumann_entropy([[1.0, np.nan]]), "NaN"),
+    (lambda: cs.von_neumann_entropy([1.0, 2.0]), "2-D"),
+    (lambda: cs.von_neumann_entropy([[0.0, 0.0]]), "zero vector"),
 ])
 def test_metric_bad_input(call, message):
     with pytest.raises(ValueError, match=message):

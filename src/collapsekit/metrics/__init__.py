@@ -1,8 +1,12 @@
 """Pure metric functions of arrays, texts and ``stats`` accumulators (DESIGN's public names)."""
 
+from .ambiguity import detect_conflicts, state_entropy
 from .attention import (AttentionEntropy, attention_entropy,
                         attention_entropy_from_sums)
+from .consensus import (compliance, hash_collisions, jaccard, mean_pairwise_jaccard,
+                        vocabulary_entropy, von_neumann_entropy)
 from .divergence import js_divergence, js_divergence_ci, stylometric_divergence
+from .intention import intention_entropy, probe_auroc
 from .lexical import (compression_ratio, distinct_n, ead, homogenization, loop_rate,
                       ngram_diversity, rep_n, repetition_loops, self_bleu, self_repetition,
                       simctg_diversity)
@@ -12,10 +16,14 @@ from .semantic import (chamfer_distance, mean_pairwise_cosine, mean_pairwise_cos
 from .spectrum import (AlphaReq, alpha_req, anisotropy, dim_eff, isoscore,
                        matrix_entropy_rank, participation_ratio, rank_collapse_residual,
                        rank_collapse_residual_batch, rankme, spectrum)
+from .tokenization import classify_edit
 from .uncertainty import (cosine_judge, degmat, eigv, num_distinct_classes, num_semantic_sets,
                           semantic_classes, semantic_entropy)
 
 __all__ = [
+    "classify_edit", "compliance", "detect_conflicts", "hash_collisions", "intention_entropy",
+    "jaccard", "mean_pairwise_jaccard", "probe_auroc", "state_entropy", "vocabulary_entropy",
+    "von_neumann_entropy",
     "AlphaReq", "AttentionEntropy", "attention_entropy", "attention_entropy_from_sums",
     "alpha_req", "anisotropy", "chamfer_distance", "compression_ratio",
     "cosine_judge", "degmat", "dim_eff", "distinct_n", "ead", "eigv", "homogenization",

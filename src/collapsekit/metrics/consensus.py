@@ -145,7 +145,7 @@ def compliance(text: str, constraints) -> float:
     return sum(ok) / len(ok)
 
 
-def state_entropy(states) -> float:
+def von_neumann_entropy(states) -> float:
     """Von Neumann entropy in bits of the agents' density matrix, the node entropy used
     here for "available degrees of freedom": with unit rows x̂_i of the (n, d) ``states``,
     ρ = (1/n) Σ_i x̂_i x̂_iᵀ (trace 1) and S = −Σ_k λ_k log2 λ_k over its eigenvalues.

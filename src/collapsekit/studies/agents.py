@@ -171,7 +171,7 @@ def round_metrics(texts: list[str], sc: Scenario, emb: np.ndarray,
         "mean_pairwise_cosine": metrics.mean_pairwise_cosine(emb),
         "vocabulary_entropy": (cs.vocabulary_entropy(texts) if any(map(cs.words, texts))
                                else None),
-        "state_entropy": cs.state_entropy(emb),
+        "state_entropy": cs.von_neumann_entropy(emb),
     }
     return {k: v for k, v in means.items() if v is not None}, per
 
@@ -289,7 +289,7 @@ def manifold_dynamics(*, n_agents=8, dim=16, rounds=200, eta=0.3, sigma=0.2, dec
             rows.append({"update": update, "round": t,
                          "geodesic_distance_to_anchor": float(d.mean()),
                          "max_geodesic_distance_to_anchor": float(d.max()),
-                         "state_entropy": cs.state_entropy(x), "sigma": sig})
+                         "state_entropy": cs.von_neumann_entropy(x), "sigma": sig})
             if t < rounds:
                 x = _normalise(x + eta * (anchor - x) + sig * noise.standard_normal(x.shape))
         final[update] = x
