@@ -65,6 +65,42 @@ def test_geometry_with_neural_collapse(tiny, tmp_path):
     assert (out / "tables" / "nc_class_counts.parquet").is_file()
 
 
+def test_neural_collapse_rides_along_the_geometry_pass(tiny, tmp_path, monkeypatch):
+    from collapsekit.models import registry
+    from collapsekit.results import Run
+    from collapsekit.studies import neural_collapse as nc_study
+
+    spec, texts = tiny
+    calls, real = {"n": 0}, registry.load_model
+
+    def counted(*a, **kw):
+        lm = real(*a, **kw)
+        lm.model.register_forward_pre_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
+        return lm
+
+    monkeypatch.setattr(registry, "load_model", counted)
+    opts = dict(texts=texts, n=12, batch_size=4, max_length=32)
+    run_geometry(spec, tmp_path / "geo", **opts)
+    alone = calls["n"]
+    calls["n"] = 0
+    run_geometry(spec, tmp_path / "both", **opts,
+                 neural_collapse=dict(layers=("final_norm", "block_2"), min_count=2))
+    assert calls["n"] == alone  # one forward pass per batch for both studies
+    both = json.loads((tmp_path / "both" / "metrics.json").read_text())
+    got = {(r["metric"], r["layer"]): r["value"] for r in both["records"]
+           if r.get("section") == "neural collapse"}
+    # the same numbers as the neural-collapse stage with its own (length-sorted) pass, up to
+    # float32 differences of the forward pass under another batching
+    run = Run(tmp_path / "own", study="geometry", config={})
+    lines = (tmp_path / "texts.txt").read_text().splitlines()[:12]
+    nc_study.stage(run, real(spec), lines, layers=("final_norm", "block_2"), min_count=2,
+                   batch_size=4, max_length=32)
+    own = {(r["metric"], r["layer"]): r["value"] for r in run.records}
+    assert got.keys() == own.keys() and len(got) > 8
+    for key, v in own.items():
+        assert got[key] == (None if v is None else pytest.approx(v, rel=1e-5, abs=1e-9)), key
+
+
 def test_too_few_texts(tiny, tmp_path):
     spec, _ = tiny
     one = tmp_path / "one.txt"

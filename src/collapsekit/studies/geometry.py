@@ -86,10 +86,12 @@ def commitment_layers(top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def accumulate(lm, texts: list[str], *, batch_size: int = 8, max_length: int = 256,
                progress=None, attention: bool = False, rank_collapse: bool = False,
-               logit_lens: bool = False, logit_lens_every: int = 1) -> LayerGeometry:
+               logit_lens: bool = False, logit_lens_every: int = 1,
+               extra=()) -> LayerGeometry:
     """Stream ``texts`` through ``lm`` once and return per-layer accumulators: moments, and
     optionally attention-entropy sums, rank-collapse residuals and logit-lens counts, all
-    filled from the same forward pass."""
+    filled from the same forward pass; each of ``extra`` (callables) also gets every batch
+    (e.g. neural-collapse accumulators riding along)."""
     if logit_lens and (not isinstance(logit_lens_every, int) or logit_lens_every < 1):
         raise ValueError(f"logit_lens_every must be a positive integer, got {logit_lens_every!r}")
     geo = LayerGeometry(names=[], moments=[])
@@ -110,6 +112,8 @@ def accumulate(lm, texts: list[str], *, batch_size: int = 8, max_length: int = 2
             geo.lens_agree += agree.sum(axis=1)
             geo.commit += np.bincount(commit, minlength=len(agree))
             geo.lens_tokens += agree.shape[1]
+        for consumer in extra:
+            consumer(batch)
         if progress:
             progress(len(batch.input_ids))
 
@@ -211,21 +215,24 @@ def summary(rows: list[dict]) -> dict[str, float]:
 def stage(run, lm, texts: list[str], *, batch_size: int, max_length: int, console=None,
           attention: bool = True, rank_collapse: bool = True, logit_lens: bool = False,
           logit_lens_every: int = 1, collapse: float = metrics.attention.COLLAPSE,
-          overload: float = metrics.attention.OVERLOAD, **scope) -> None:
-    """The geometry stage of a study: skipped when ``run`` already holds it (resume).
+          overload: float = metrics.attention.OVERLOAD, extra=(), **scope
+          ) -> LayerGeometry | None:
+    """The geometry stage of a study: skipped when ``run`` already holds it (resume; then
+    returns None, else the accumulators).
 
     One forward pass per batch feeds the per-layer moments and, when switched on, attention
     entropy per head (``attention``), the rank-collapse residual (``rank_collapse``) and the
     logit-lens commitment layer (``logit_lens``, on every ``logit_lens_every``-th token; off
-    by default: it costs several forward passes, see the module docstring)."""
+    by default: it costs several forward passes, see the module docstring), and ``extra``
+    consumers (see :func:`accumulate`)."""
     from .progress import progress_bar
 
     if run.has("rankme", section="geometry"):
-        return
+        return None
     with run.timer("geometry"), progress_bar("geometry", len(texts), console) as tick:
         geo = accumulate(lm, texts, batch_size=batch_size, max_length=max_length,
                          progress=tick, attention=attention, rank_collapse=rank_collapse,
-                         logit_lens=logit_lens, logit_lens_every=logit_lens_every)
+                         logit_lens=logit_lens, logit_lens_every=logit_lens_every, extra=extra)
         rows = record(run, geo, **scope)
         run.table("geometry_layers", rows)
         for key, value in summary(rows).items():
@@ -237,6 +244,7 @@ def stage(run, lm, texts: list[str], *, batch_size: int, max_length: int, consol
             run.table("commitment_layer", record_logit_lens(run, geo, **scope))
         run.meta(geometry_tokens=geo.tokens, geometry_truncated_texts=geo.truncated)
     run.write()
+    return geo
 
 
 def run_geometry(model: str, out, *, texts=None, human: str = "wikipedia", n: int = 256,
@@ -275,16 +283,24 @@ def run_geometry(model: str, out, *, texts=None, human: str = "wikipedia", n: in
     with run.timer("load_model"):
         lm = load_model(model, device=device)
     run.meta(model=lm.describe())
-    stage(run, lm, corpus, batch_size=batch_size, max_length=max_length, console=console,
-          attention=attention, rank_collapse=rank_collapse, logit_lens=logit_lens,
-          logit_lens_every=logit_lens_every)
-    if nc is not None:
-        from . import neural_collapse as nc_study
+    from . import neural_collapse as nc_study
 
+    # Neural collapse rides along geometry's forward pass unless one of them is done.
+    along = (nc is not None and not run.has("nc1", section=nc_study.SECTION)
+             and not run.has("rankme", section="geometry"))
+    acc = nc_study.Accumulators(lm, corpus, max_length=max_length, **nc) if along else None
+    geo = stage(run, lm, corpus, batch_size=batch_size, max_length=max_length,
+                console=console, attention=attention, rank_collapse=rank_collapse,
+                logit_lens=logit_lens, logit_lens_every=logit_lens_every,
+                extra=[acc] if acc else [])
+    if acc is not None:
+        acc.truncated = geo.truncated
         with run.timer("neural_collapse"):
-            nc_study.stage(run, lm, corpus, heldout_texts=heldout_texts or None,
-                           batch_size=batch_size, max_length=max_length, console=console, **nc)
-        run.write()
+            acc.finish(run, lm, heldout_texts=heldout_texts or None, batch_size=batch_size,
+                       max_length=max_length, console=console)
+    elif nc is not None:
+        nc_study.stage(run, lm, corpus, heldout_texts=heldout_texts or None,
+                       batch_size=batch_size, max_length=max_length, console=console, **nc)
     if length_collapse is not None:
         from . import length_collapse as lc
 

@@ -121,53 +121,79 @@ def _nc4(lm, stats, w, b, texts, layer: int, *, batch_size: int, max_length: int
             "nc4_classifier_accuracy": tally[2] / n, "nc4_tokens": int(tally[3])}
 
 
-def stage(run, lm, texts, *, layers=(_FINAL,), heldout_texts=None, max_classes=None,
-          min_count=1, batch_size=8, max_length=256, console=None) -> None:
-    """Neural-collapse stage: records per layer under section "neural collapse" and the
-    table ``nc_class_counts``; skipped when ``run`` already holds it (resume)."""
-    from .progress import progress_bar
+class Accumulators:
+    """The neural-collapse accumulators of one pass: per wanted layer a float64
+    :class:`ClassMoments` over the classes chosen from a tokenizer-only label count.
+    Call it on each :class:`CaptureBatch` (it can ride along another study's forward
+    pass, e.g. geometry's), then :meth:`finish`."""
 
-    if run.has("nc1", section=SECTION):
-        return
-    names = layer_names(lm.n_layers)
-    wanted = resolve_layers(layers, names)
-    w, b = _classifier(lm)
-    counts, lengths = label_counts(lm.tokenizer, texts, max_length=max_length,
-                                   num_classes=len(w))
-    accs = {l: ClassMoments.from_counts(counts, lm.hidden_size, max_classes=max_classes,
-                                        min_count=min_count, name=names[l]) for l in wanted}
-    truncated = [0]
+    def __init__(self, lm, texts, *, layers=(_FINAL,), max_classes=None, min_count=1,
+                 max_length=256):
+        self.names = layer_names(lm.n_layers)
+        self.wanted = resolve_layers(layers, self.names)
+        self.w, self.b = _classifier(lm)
+        self.counts, self.lengths = label_counts(lm.tokenizer, texts, max_length=max_length,
+                                                 num_classes=len(self.w))
+        self.accs = {l: ClassMoments.from_counts(self.counts, lm.hidden_size,
+                                                 max_classes=max_classes, min_count=min_count,
+                                                 name=self.names[l]) for l in self.wanted}
+        self.truncated = 0
 
-    def on_truncate(*_):
-        truncated[0] += 1
+    def __call__(self, batch) -> None:
+        for l, acc in self.accs.items():
+            acc.update(*next_token_pairs(batch, l))
 
-    final = names.index(_FINAL)
-    with run.timer("neural_collapse"):
-        with progress_bar("neural collapse", len(texts), console) as tick:
-            def consume(batch):
-                for l, acc in accs.items():
-                    acc.update(*next_token_pairs(batch, l))
-                tick(len(batch.input_ids))
+    def finish(self, run, lm, *, heldout_texts=None, batch_size=8, max_length=256,
+               console=None) -> None:
+        """Metrics per layer (NC4 on ``heldout_texts`` at final_norm) into ``run``."""
+        from .progress import progress_bar
 
-            stream(lm.model, lm.tokenizer, by_length(texts, lengths), [consume],
-                   batch_size=batch_size, max_length=max_length, layers=wanted,
-                   on_truncate=on_truncate)
+        final = self.names.index(_FINAL)
         results, included = {}, None
-        for l, acc in accs.items():
+        for l, acc in self.accs.items():
             stats = acc.finalize()
-            results[l] = collapse_metrics(stats, classifier=w if l == final else None)
+            results[l] = collapse_metrics(stats, classifier=self.w if l == final else None)
             if included is None or l == final:
                 included = stats.classes
             if l == final and heldout_texts:
                 with progress_bar("neural collapse NC4", len(heldout_texts), console) as tick:
-                    results[l].update(_nc4(lm, stats, w, b, heldout_texts, l,
+                    results[l].update(_nc4(lm, stats, self.w, self.b, heldout_texts, l,
                                            batch_size=batch_size, max_length=max_length,
                                            tick=tick))
-    for l, res in results.items():
-        for metric, value in res.items():
-            if metric not in ("global_mean", "cdnv_power"):
-                run.add(metric, value, section=SECTION, layer=l, layer_name=names[l])
-    run.table("nc_class_counts", count_histogram(counts, included))
-    run.meta(neural_collapse_tokens=int(counts.sum()), neural_collapse_truncated_texts=truncated[0],
-             neural_collapse_global_mean="class_means", neural_collapse_vocab=len(w))
-    run.write()
+        for l, res in results.items():
+            for metric, value in res.items():
+                if metric not in ("global_mean", "cdnv_power"):
+                    run.add(metric, value, section=SECTION, layer=l, layer_name=self.names[l])
+        run.table("nc_class_counts", count_histogram(self.counts, included))
+        run.meta(neural_collapse_tokens=int(self.counts.sum()),
+                 neural_collapse_truncated_texts=self.truncated,
+                 neural_collapse_global_mean="class_means", neural_collapse_vocab=len(self.w))
+        run.write()
+
+
+def stage(run, lm, texts, *, layers=(_FINAL,), heldout_texts=None, max_classes=None,
+          min_count=1, batch_size=8, max_length=256, console=None) -> None:
+    """Neural-collapse stage with its own forward pass: records per layer under section
+    "neural collapse" and the table ``nc_class_counts``; skipped when ``run`` already holds
+    it (resume)."""
+    from .progress import progress_bar
+
+    if run.has("nc1", section=SECTION):
+        return
+    nc = Accumulators(lm, texts, layers=layers, max_classes=max_classes, min_count=min_count,
+                      max_length=max_length)
+
+    def on_truncate(*_):
+        nc.truncated += 1
+
+    with run.timer("neural_collapse"):
+        with progress_bar("neural collapse", len(texts), console) as tick:
+            def consume(batch):
+                nc(batch)
+                tick(len(batch.input_ids))
+
+            stream(lm.model, lm.tokenizer, by_length(texts, nc.lengths), [consume],
+                   batch_size=batch_size, max_length=max_length, layers=nc.wanted,
+                   on_truncate=on_truncate)
+        nc.finish(run, lm, heldout_texts=heldout_texts, batch_size=batch_size,
+                  max_length=max_length, console=console)
