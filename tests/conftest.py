@@ -63,6 +63,19 @@ def make_model(arch: str = "llama", vocab_size: int | None = None, seed: int = 0
     return model.eval()
 
 
+def run_cli(monkeypatch, capsys, *args):
+    """Run ``collapsekit *args`` through the real entry point: (exit code, stdout, stderr)."""
+    import sys
+
+    from collapsekit import cli
+
+    monkeypatch.setattr(sys, "argv", ["collapsekit", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    out = capsys.readouterr()
+    return exit_info.value.code, out.out, out.err
+
+
 @pytest.fixture
 def tiny_tokenizer():
     return make_tokenizer()

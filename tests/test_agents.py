@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import warnings
 
 import numpy as np
 import pytest
-from conftest import make_model, make_tokenizer
+from conftest import make_model, make_tokenizer, run_cli
 
-from collapsekit import cli
 from collapsekit.errors import InputFileError
 from collapsekit.metrics import consensus as cs
 from collapsekit.results import Run, load_run, read_table
@@ -223,12 +221,6 @@ def test_stage_records_every_round_and_decoding_and_resumes(tmp_path):
 
 
 # command line ------------------------------------------------------------------------
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["collapsekit", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 def test_cli_manifold_and_errors(monkeypatch, capsys, tmp_path):

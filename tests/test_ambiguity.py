@@ -4,20 +4,18 @@ to end on a tiny model (same seed, same numbers; resume), the CLI, and bad input
 
 import json
 import math
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-from collapsekit import cli
 from collapsekit.metrics.ambiguity import (candidate_distribution, detect_conflicts,
                                            entropy_bits, state_entropy)
 from collapsekit.models.registry import LoadedModel
 from collapsekit.models.scoring import chat_context, score_continuations
 from collapsekit.results import Run
 from collapsekit.studies.probes import ambiguity as amb
-from conftest import make_model, make_tokenizer
+from conftest import make_model, make_tokenizer, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -230,12 +228,6 @@ def test_stage_refuses_bad_settings(tmp_path):
     assert run.records == []
 
 
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["collapsekit", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 def test_cli(monkeypatch, capsys, tmp_path):

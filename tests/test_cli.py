@@ -8,14 +8,9 @@ import sys
 import pytest
 
 from collapsekit import cli
+from conftest import run_cli
 
 
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["collapsekit", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 def test_help_lists_every_command():

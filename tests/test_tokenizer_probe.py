@@ -4,15 +4,14 @@ hand-made cases, and the ``collapsekit tokenizer`` command on a tiny model."""
 
 import json
 import random
-import sys
 
 import pytest
 
-from collapsekit import cli
 from collapsekit.metrics.tokenization import KINDS, Vocabulary, classify_edit, junctions
 from collapsekit.models import tokenization as tk
 from collapsekit.models.sampling import Sample
 from collapsekit.studies.probes import tokenizer as study
+from conftest import run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -226,12 +225,6 @@ def test_probe_cases_are_seeded_and_replace_one_word():
 
 
 # command line ------------------------------------------------------------------------------
-def run_cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["collapsekit", *args])
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main()
-    out = capsys.readouterr()
-    return exit_info.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .uncertainty import semantic_entropy
+
 # English markers by category, matched case-insensitively on word boundaries (longest first).
 EN_MARKERS = {
     "adversative": ("but", "however", "although", "though", "even though", "yet",
@@ -174,16 +176,10 @@ def entropy_bits(p) -> float:
 
 def state_entropy(classes) -> float:
     """State entropy in bits of interpretations given as class labels, one per sampled
-    answer: H = −Σ_c (n_c/N) log₂(n_c/N) (NRR-Phi's H with weights = class frequencies).
-    Classes [0, 0, 1, 1] give 1 bit; one class (a collapsed state) gives 0."""
-    arr = np.asarray(classes)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"classes must be a non-empty 1-D sequence of labels, got shape "
-                         f"{arr.shape}: pass one interpretation label per answer")
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise ValueError("classes contains NaN or inf: pass integer class labels")
-    counts = np.unique(arr, return_counts=True)[1]
-    return entropy_bits(counts / counts.sum())
+    answer: H = −Σ_c (n_c/N) log₂(n_c/N) (NRR-Phi's H with weights = class frequencies; the
+    discrete semantic entropy in bits). Classes [0, 0, 1, 1] give 1 bit; one class (a
+    collapsed state) gives 0."""
+    return semantic_entropy(classes) / math.log(2) + 0.0
 
 
 def candidate_distribution(logprobs, n_tokens=None) -> np.ndarray:

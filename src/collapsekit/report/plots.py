@@ -152,8 +152,7 @@ METRIC_INFO = {
                          "share of prompts whose hidden 5-digit key the model repeats "
                          "(greedy), per prompt length (Stuffed Mamba)."},
     "passkey_cell_accuracy": {"label": "passkey accuracy (depth × length)", "collapse": "low",
-                              "doc": "accuracy per needle depth (row) and prompt length "
-                                     "(col)."},
+                              "doc": "accuracy per needle depth and prompt length."},
     "passkey_collapse_length": {"label": "collapse length (tokens)", "collapse": "low", "doc":
                                 "smallest length with accuracy below the threshold."},
     "perplexity_ratio": {"label": "perplexity ratio B/A", "collapse": "high", "doc":
