@@ -15,7 +15,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 XSS = "<script>alert(1)</script>"
 EXPECTED_PLOTS = {"geometry-rankme-layer.png", "attention-attention_entropy-heatmap.png",
                   "diversity-distinct_2-prompt.png", "recursion-variance_ratio-generation.png",
-                  "length-collapse-rankme-length.png"}
+                  "length-collapse-rankme-length.png",
+                  "agents-manifold-geodesic_distance_to_anchor-round.png",
+                  "drift-perplexity_ratio-step.png", "passkey-passkey_cell_accuracy-heatmap.png"}
 
 
 def build(path):
@@ -44,6 +46,15 @@ def build(path):
         for length in (32, 64, 128):
             run.add("rankme", 40.0 - length / 32 + tau, length=length, tau=tau,
                     section="length collapse")
+    for t in range(5):  # log-scale metric: values over several decades
+        for update in ("smooth", "noisy"):
+            run.add("geodesic_distance_to_anchor", 10.0 ** -(3 * t if update == "smooth" else t),
+                    round=t, update=update, section="agents manifold")
+        run.add("perplexity_ratio", 1 + t / 10, step=t, section="drift")
+    for depth in (0.0, 0.5):
+        for length in (128, 256):
+            run.add("passkey_cell_accuracy", depth, depth=depth, length=length,
+                    section="passkey")
     run.add("loose_metric", 7.0)
     run.table("samples", [{"prompt_id": p, "prompt": f"prompt {p}", "text": t}
                           for p in range(2) for t in (XSS, f"sample-{p}-1", f"sample-{p}-2")])

@@ -25,7 +25,7 @@ STYLE = {
     "svg.fonttype": "none",
 }
 # label: axis text; collapse: the direction that means more collapse (absent: none);
-# doc: one line.
+# doc: one line; scale: "log" draws line plots on a log axis when every value is > 0.
 METRIC_INFO = {
     "rankme": {"label": "RankMe", "collapse": "low", "doc":
                "exp of the entropy of the normalised singular values of the N×D "
@@ -95,7 +95,7 @@ METRIC_INFO = {
                       "von Neumann entropy of (1/P)Σ x̂x̂ᵀ over the agents' unit vectors; "
                       "0 = all agents point the same way."},
     "geodesic_distance_to_anchor": {"label": "geodesic distance to anchor (rad)",
-                                    "collapse": "low", "doc":
+                                    "collapse": "low", "scale": "log", "doc":
                                     "mean great-circle distance of the agents to the anchor."},
     "endpoint_gap": {"label": "endpoint gap (rad)", "collapse": "low", "doc":
                      "mean distance between the smooth and noisy runs' final states; "
@@ -234,7 +234,7 @@ def _reference(label: str) -> tuple[str, bool]:
 
 def line_plot(series: dict, *, metric: str, x_label: str, title: str) -> bytes:
     """One line per series ``{label: {"x", "y", "lo"?, "hi"?}}`` with an optional band."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     allx = [x for s in series.values() for x in s["x"]]
     _, ticks = _axis(allx)
@@ -258,6 +258,10 @@ def line_plot(series: dict, *, metric: str, x_label: str, title: str) -> bytes:
         elif all(float(x).is_integer() for x in allx):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel=x_label, ylabel=metric_label(metric, "\n"), title=_short(title, 90))
+        if metric_info(metric).get("scale") == "log" and all(
+                y > 0 for s in series.values() for y in s["y"]):
+            ax.set_yscale("log")  # plain tick labels: mathtext is off (user text has '$')
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
         if len(series) > 4:
             ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
         elif any(series):
