@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import make_model, make_tokenizer
 
-from collapsekit.models.sampling import (Decoding, Sample, _draw, _stop_ids, sample, sample_key,
+from collapsekit.models.sampling import (Decoding, Sample, _draw, stop_ids, sample, sample_key,
                                          truncate_logits)
 
 PROMPTS = ["the cat runs", "a dog sees the moon", "king and queen"]
@@ -252,8 +252,8 @@ def test_chat_end_of_turn_tokens_stop():
     t.add_special_tokens({"additional_special_tokens": ["<|im_end|>"]})
     eot = t.convert_tokens_to_ids("<|im_end|>")
     model = make_model("llama", vocab_size=len(t))
-    assert eot in _stop_ids(model, t, chat=True)
-    assert _stop_ids(model, t, chat=False) == [STOP]
+    assert eot in stop_ids(model, t, chat=True)
+    assert stop_ids(model, t, chat=False) == [STOP]
 
 
 # ---- determinism -------------------------------------------------------------------------

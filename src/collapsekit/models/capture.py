@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .longcontext import context_length
+
 # (embedding output, blocks, final norm) attribute names on the decoder module.
 _LAYOUTS = (
     ("embed_tokens", "layers", "norm"),  # llama, mistral, qwen2, gemma 1-3 (gemma: √d inside)
@@ -146,9 +148,8 @@ def attention_entropy_reducer(layer: int, probs: torch.Tensor, mask: torch.Tenso
 
 
 def _context_length(model, tokenizer) -> int:
-    cfg = model.config
-    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-    ctx = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+    """The model's context, capped by the tokenizer's ``model_max_length`` when set."""
+    ctx = context_length(model)
     tml = getattr(tokenizer, "model_max_length", None)
     if isinstance(tml, int) and 0 < tml <= 10**7:  # HF uses ~1e30 for "unknown"
         ctx = min(ctx, tml) if ctx else tml

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from .capture import find_layers
-from .sampling import _context_length, _Model, _stop_ids
+from .longcontext import context_length
+from .sampling import DecodeModel, stop_ids
 
 
 @dataclass
@@ -109,7 +110,7 @@ def readout(model, tokenizer, texts: list[str], *, max_new_tokens: int = 8,
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
     ids = _encode_all(tokenizer, texts)
-    ctx = _context_length(model)
+    ctx = context_length(model)
     longest = max(range(len(ids)), key=lambda i: len(ids[i]))
     if ctx is not None and len(ids[longest]) + max_new_tokens > ctx:
         raise ValueError(f"text {longest} has {len(ids[longest])} tokens; with "
@@ -118,8 +119,8 @@ def readout(model, tokenizer, texts: list[str], *, max_new_tokens: int = 8,
     embed, blocks, norm = find_layers(model)
     points = [embed, *blocks, norm]
     names = ["embed", *(f"block_{i}" for i in range(1, len(blocks) + 1)), "final_norm"]
-    lm = _Model(model, device)
-    stop = torch.tensor(_stop_ids(model, tokenizer, True), dtype=torch.long, device=lm.device)
+    lm = DecodeModel(model, device)
+    stop = torch.tensor(stop_ids(model, tokenizer, True), dtype=torch.long, device=lm.device)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(stop[0])
     n = len(ids)
     hidden = logits = None
@@ -147,7 +148,7 @@ def readout(model, tokenizer, texts: list[str], *, max_new_tokens: int = 8,
     return Readout(hidden, logits, continuation, [len(x) for x in ids], names)
 
 
-def _batch(lm: _Model, points, rows: list[list[int]], max_new_tokens: int, stop, pad):
+def _batch(lm: DecodeModel, points, rows: list[list[int]], max_new_tokens: int, stop, pad):
     """(hidden (P, B, D), logits (B, V), continuation token ids) of one left-padded batch."""
     width = max(map(len, rows))
     inp = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=lm.device)

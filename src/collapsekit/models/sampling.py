@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from ..mitigate import momentum
+from .longcontext import context_length
 
 FINISH_REASONS = ("eos", "length")
 # Chat end-of-turn tokens of common families (SmolLM/Qwen, Gemma, Llama 3, Phi-3).
@@ -218,7 +219,9 @@ def _encode(tokenizer, text: str, chat: bool) -> list[int]:
     return list(tokenizer(text)["input_ids"])
 
 
-def _stop_ids(model, tokenizer, chat: bool) -> list[int]:
+def stop_ids(model, tokenizer, chat: bool) -> list[int]:
+    """Token ids that end a sample: EOS, the generation config's EOS ids and, with ``chat``,
+    the end-of-turn tokens of common chat templates that the tokenizer knows."""
     ids = {tokenizer.eos_token_id}
     gen = getattr(model, "generation_config", None)
     eos = getattr(gen, "eos_token_id", None)
@@ -227,12 +230,6 @@ def _stop_ids(model, tokenizer, chat: bool) -> list[int]:
         vocab = tokenizer.get_vocab()
         ids.update(vocab[t] for t in END_OF_TURN if t in vocab)
     return sorted(i for i in ids if i is not None)
-
-
-def _context_length(model) -> int | None:
-    cfg = model.config
-    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
-    return getattr(cfg, "max_position_embeddings", None)
 
 
 def _read_cache(path: Path) -> dict[str, Sample]:
@@ -267,7 +264,7 @@ def _read_cache(path: Path) -> dict[str, Sample]:
     return out
 
 
-class _Model:
+class DecodeModel:
     """The forward call of one causal LM, with the KV-cache argument named as it expects."""
 
     def __init__(self, model, device):
@@ -288,7 +285,7 @@ class _Model:
         return logits, out[self.cache_name]
 
 
-def _generate(lm: _Model, prompts: list[list[int]], u: torch.Tensor, dec: Decoding,
+def _generate(lm: DecodeModel, prompts: list[list[int]], u: torch.Tensor, dec: Decoding,
               stop: torch.Tensor, pad: int):
     """Decode one row per entry of ``prompts`` (token ids; rows may come from different
     prompts: they are left-padded, masked, and given positions that count real tokens only).
@@ -370,12 +367,12 @@ def sample(model, tokenizer, prompts, *, k: int = 8, decoding: Decoding = Decodi
     if progress is not None and len(todo) < len(items):
         progress(len(items) - len(todo))
     if todo:
-        ctx = _context_length(model)
+        ctx = context_length(model)
         if ctx is not None and decoding.max_new_tokens >= ctx:
             raise ValueError(f"max_new_tokens={decoding.max_new_tokens} leaves no room for the "
                              f"prompt in the model's {ctx}-token context; lower it")
-        lm = _Model(model, device)
-        stop = torch.tensor(_stop_ids(model, tokenizer, decoding.chat), dtype=torch.long,
+        lm = DecodeModel(model, device)
+        stop = torch.tensor(stop_ids(model, tokenizer, decoding.chat), dtype=torch.long,
                             device=lm.device)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(stop[0])
         if path is not None:
