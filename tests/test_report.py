@@ -142,6 +142,11 @@ def test_line_data_means_ranges_and_cis():
     series, _, _ = _line_data(recs, "layer")
     assert {k: v["y"] for k, v in series.items()} == {"a": [0.0, 1.0, 2.0],
                                                      "b": [1.0, 2.0, 3.0]}
+    # two runs whose depths differ name layer 2 differently; a constant field is no label
+    recs = [{"metric": "m", "value": 1.0, "layer": i, "source": "wiki", "run": r,
+             "layer_name": "final_norm" if (r, i) == ("b", 2) else f"block_{i}"}
+            for i in range(3) for r in ("a", "b")]
+    assert set(_line_data(recs, "layer")[0]) == {"a", "b"}
 
 
 def test_heatmap_data_places_cells():

@@ -132,10 +132,13 @@ def _kind(rec: dict) -> str:
 
 def _series_of(recs, axes) -> Callable[[dict], str]:
     """A function giving each record's series label: its scope fields other than the
-    axes, ``_AVERAGED`` ones, and fields that only name an axis point (a field with one
-    value per axis point, e.g. ``layer_name``)."""
+    axes, ``_AVERAGED`` ones, ``<axis>_name`` labels (e.g. ``layer_name``, even when two
+    models name the same layer index differently), fields that only name an axis point (a
+    field with one value per axis point), and fields with one value in all records when
+    other fields vary."""
+    labels = {f"{a}_name" for a in axes}
     fields = list(dict.fromkeys(k for r in recs for k, v in r.items()
-                                if v is not None and k not in _NOT_SCOPE
+                                if v is not None and k not in _NOT_SCOPE and k not in labels
                                 and k not in axes and k not in _AVERAGED))
     point = [tuple(_hashable(r.get(a)) for a in axes) for r in recs]
 
@@ -147,6 +150,8 @@ def _series_of(recs, axes) -> Callable[[dict], str]:
             len(vs) == 1 for vs in seen.values())
 
     fields = [k for k in fields if not names_point(k)]
+    varying = [k for k in fields if len({_hashable(r.get(k)) for r in recs}) > 1]
+    fields = varying or fields  # constant fields do not tell lines apart
     if len(fields) == 1:
         return lambda r: "" if r.get(fields[0]) is None else str(r[fields[0]])
     return lambda r: ", ".join(f"{k}={r[k]}" for k in fields if r.get(k) is not None)
