@@ -107,14 +107,6 @@ def sample_stage(run, lm, prompts: list[str], *, k: int, decoding, seed: int,
     return samples
 
 
-def group_samples(samples) -> dict:
-    """Sample texts grouped by prompt id, in order."""
-    groups: dict = {}
-    for s in samples:
-        groups.setdefault(s.prompt_id, []).append(s.text)
-    return groups
-
-
 def stage(run, groups: dict, *, human: list[str] | None = None, seed: int = 0,
           prompts: dict | None = None) -> None:
     """Score diversity of ``groups`` (prompt id → sample texts) into ``run``, plus the human
