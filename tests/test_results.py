@@ -72,6 +72,10 @@ def test_add_replaces_same_scope_and_has(tmp_path):
     assert run.has("rankme", layer=1) and run.has("rankme", layer=2, model="a")
     assert not run.has("rankme", layer=3) and not run.has("rankme", model="b")
     assert run.has("anisotropy") and not run.has("vendi_score")
+    assert run.remove("rankme", layer=2) == 1 and run.remove("rankme", layer=9) == 0
+    assert not run.has("rankme", layer=2) and run.has("rankme", layer=1)
+    run.add("rankme", 4.0, layer=1, model="a")  # the index still finds the kept record
+    assert len(run.records) == 2 and run.records[0]["value"] == 4.0
 
 
 @pytest.mark.parametrize("value", ["1.0", [1.0, 2.0], np.ones(2), True, object()])

@@ -276,6 +276,18 @@ class Run:
             rest.pop("study", None)
             self.add(rec["metric"], rec["value"], **rest)
 
+    def remove(self, metric: str, **scope) -> int:
+        """Drop the records of ``metric`` whose fields include all of ``scope`` (e.g. a
+        stale failure note once the stage succeeded); returns how many were dropped."""
+        want = jsonable(scope, "scope")
+        keep = [r for r in self.records if not (r["metric"] == metric and all(
+            r.get(k, ...) == v for k, v in want.items()))]
+        dropped = len(self.records) - len(keep)
+        if dropped:
+            self._data["records"] = keep
+            self._index = {_record_key(r): i for i, r in enumerate(keep)}
+        return dropped
+
     def has(self, metric: str, **scope) -> bool:
         """Whether a record of ``metric`` exists whose fields include all of ``scope``."""
         want = jsonable(scope, "scope")

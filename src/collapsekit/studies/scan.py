@@ -115,6 +115,7 @@ def run_scan(cfg: ScanConfig, out: str | Path, *, resume: bool = False, force: b
         try:
             with run.timer(f"probe_{name}"):
                 stages[name](run, lm, quick=True, seed=cfg.seed, console=console)
+            run.remove("probe_skipped", probe=name)  # a resumed scan that now got through
         except ValueError as exc:  # e.g. a context too short for the probe: keep the scan
             warnings.warn(f"scan: probe {name} skipped: {exc}", stacklevel=2)
             run.add("probe_skipped", 1, section="probes", probe=name, note=str(exc))
