@@ -83,3 +83,15 @@ def test_compare_command_and_bad_input(tmp_path, monkeypatch, capsys):
     empty.write()
     with pytest.raises(InputFileError, match="holds no records"):
         run_compare(a, tmp_path / "e", tmp_path / "f")
+
+
+def test_read_samples_groups_by_prompt_text_or_id(tmp_path):
+    from collapsekit.io import read_samples
+
+    f = tmp_path / "s.jsonl"
+    f.write_text('{"prompt": "p", "prompt_id": 7, "text": "a"}\n'
+                 '{"prompt": "p", "prompt_id": 8, "text": "b"}\n')
+    assert read_samples(f) == {"7": ["a"], "8": ["b"]}
+    assert read_samples(f, by="prompt") == {"p": ["a", "b"]}
+    with pytest.raises(ValueError, match="group by"):
+        read_samples(f, by="model")

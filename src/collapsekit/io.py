@@ -71,13 +71,17 @@ def read_prompts(path: str | Path = BUNDLED_PROMPTS) -> list[str]:
     return read_texts(path, field="prompt")
 
 
-def read_samples(path: str | Path) -> dict[str, list[str]]:
+def read_samples(path: str | Path, *, by: str = "prompt_id") -> dict[str, list[str]]:
     """Model samples grouped by prompt from a JSONL file with ``text`` and ``prompt_id`` (or
-    ``prompt``) fields — the format ``collapsekit scan`` writes to ``samples.jsonl``."""
+    ``prompt``) fields — the format ``collapsekit scan`` writes to ``samples.jsonl``.
+    ``by="prompt"`` groups by the prompt text first (ids differ between prompt files)."""
+    if by not in ("prompt_id", "prompt"):
+        raise ValueError(f"by={by!r}: group by 'prompt_id' or 'prompt'")
+    other = "prompt" if by == "prompt_id" else "prompt_id"
     groups: dict[str, list[str]] = {}
     for i, row in enumerate(read_jsonl(path), start=1):
         text = row.get("text")
-        key = row.get("prompt_id", row.get("prompt"))
+        key = row.get(by, row.get(other))
         if not isinstance(text, str) or key is None:
             raise InputFileError(f"{path}, record {i}: needs a string 'text' and a 'prompt_id' "
                                  "or 'prompt' field")

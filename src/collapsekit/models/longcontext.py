@@ -21,12 +21,14 @@ def context_length(model) -> int | None:
     return int(n) if n else None
 
 
-def _cache_name(model) -> str:
+def cache_arg(model) -> str:
+    """Name of the KV-cache argument of the model's forward (it differs across versions)."""
     params = inspect.signature(type(model).forward).parameters
     return "cache" if "cache" in params else "past_key_values"
 
 
-def _keeps_logits(model) -> bool:
+def keeps_logits(model) -> bool:
+    """Whether the forward takes ``logits_to_keep`` (logits of the last positions only)."""
     return "logits_to_keep" in inspect.signature(type(model).forward).parameters
 
 
@@ -46,8 +48,8 @@ def prefill(model, ids, *, chunk: int = 512, all_logits: bool = False):
     ids = ids.reshape(1, -1) if ids.ndim == 1 else ids
     if ids.ndim != 2 or ids.numel() == 0:
         raise ValueError("prefill needs a non-empty 1-D or 2-D array of token ids")
-    name, cache, parts = _cache_name(model), None, []
-    trim = not all_logits and _keeps_logits(model)
+    name, cache, parts = cache_arg(model), None, []
+    trim = not all_logits and keeps_logits(model)
     with torch.inference_mode():
         for start in range(0, ids.shape[1], chunk):
             keep = {"logits_to_keep": 1} if trim else {}
@@ -66,7 +68,7 @@ def greedy(model, ids, *, max_new_tokens: int = 8, chunk: int = 512,
             or max_new_tokens < 1:
         raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an int >= 1")
     logits, cache = prefill(model, ids, chunk=chunk)
-    name, stop = _cache_name(model), torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
+    name, stop = cache_arg(model), torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
     toks = []
     with torch.inference_mode():
         for step in range(max_new_tokens):

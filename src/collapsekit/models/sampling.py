@@ -20,7 +20,6 @@ temperature, then top-k, then top-p, as in ``transformers``.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -33,7 +32,8 @@ from pathlib import Path
 import torch
 
 from ..mitigate import momentum
-from .longcontext import context_length
+from .longcontext import cache_arg, context_length, keeps_logits
+from .scoring import chat_context
 
 FINISH_REASONS = ("eos", "length")
 # Chat end-of-turn tokens of common families (SmolLM/Qwen, Gemma, Llama 3, Phi-3).
@@ -210,12 +210,8 @@ def _prompt_list(prompts) -> list[tuple[int | str, str]]:
 
 
 def _encode(tokenizer, text: str, chat: bool) -> list[int]:
-    if chat and getattr(tokenizer, "chat_template", None):
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}],
-                                            add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, Mapping):  # transformers >= 5 returns a BatchEncoding
-            ids = ids["input_ids"]
-        return list(ids)
+    if chat and getattr(tokenizer, "chat_template", None) and text.strip():
+        return chat_context(tokenizer, [{"role": "user", "content": text}])
     return list(tokenizer(text)["input_ids"])
 
 
@@ -268,10 +264,9 @@ class DecodeModel:
     """The forward call of one causal LM, with the KV-cache argument named as it expects."""
 
     def __init__(self, model, device):
-        params = inspect.signature(type(model).forward).parameters
         self.model = model
-        self.cache_name = "cache" if "cache" in params else "past_key_values"
-        self.keep = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+        self.cache_name = cache_arg(model)
+        self.keep = {"logits_to_keep": 1} if keeps_logits(model) else {}
         self.device = (torch.device(device) if device is not None
                        else next(model.parameters()).device)
 

@@ -3,12 +3,13 @@ context-candidate sequence, batched): log p(c | x) = Σ_t log p(c_t | x, c_<t)."
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from .longcontext import context_length, keeps_logits
 
 
 @dataclass(frozen=True)
@@ -82,14 +83,14 @@ def score_continuations(model, tokenizer, contexts, candidates, *, batch_size: i
             if not cont:
                 raise ValueError(f"candidate {j} of context {i} encodes to zero tokens")
             rows.append((i, j, ids, cont))
-    limit = getattr(model.config.get_text_config(), "max_position_embeddings", None)
+    limit = context_length(model)
     longest = max(len(r[2]) + len(r[3]) for r in rows)
     if limit is not None and longest > limit:
         raise ValueError(f"a context with its candidate has {longest} tokens, more than the "
                          f"model's {limit}-token context: shorten the dialogue")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    keep = "logits_to_keep" in inspect.signature(type(model).forward).parameters
+    keep = keeps_logits(model)
     out: list[list] = [[None] * len(c) for c in candidates]
     order = sorted(range(len(rows)), key=lambda r: len(rows[r][2]) + len(rows[r][3]))
     was_training = model.training

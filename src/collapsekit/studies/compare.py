@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
-from ..io import read_jsonl
+from ..io import read_samples
 from ..results import ANNOTATIONS, Run, load_run
 from ..stats.bootstrap import bootstrap_mean_ci
 
@@ -62,15 +62,7 @@ def differences(recs_a: list[dict], recs_b: list[dict]) -> list[dict]:
 def _samples_by_prompt(run_dir: Path, data: dict) -> dict[str, list[str]]:
     """Sample texts of a run grouped by prompt text ({} when the run holds no samples)."""
     file = run_dir / data.get("samples_file", "samples.jsonl")
-    if not file.is_file():
-        return {}
-    groups: dict[str, list[str]] = {}
-    for i, row in enumerate(read_jsonl(file), start=1):
-        key = row.get("prompt", row.get("prompt_id"))
-        if not isinstance(row.get("text"), str) or key is None:
-            raise InputFileError(f"{file}, record {i}: needs 'text' and 'prompt' fields")
-        groups.setdefault(str(key), []).append(row["text"])
-    return groups
+    return read_samples(file, by="prompt") if file.is_file() else {}
 
 
 def homogeneity_stage(run, samples: dict[str, dict[str, list[str]]], *, seed: int = 0,
