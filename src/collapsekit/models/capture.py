@@ -63,6 +63,14 @@ class CaptureBatch:
         return h[self.mask]
 
 
+def next_token_pairs(batch: CaptureBatch, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features (n, D), labels (n,)) of ``batch`` at capture point ``layer``: the state at
+    each position whose next position is a real token too, labelled with that next token
+    (either padding side)."""
+    valid = batch.mask[:, :-1] & batch.mask[:, 1:]
+    return batch.hidden[layer][:, :-1][valid], batch.input_ids[:, 1:][valid]
+
+
 def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 

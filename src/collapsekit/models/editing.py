@@ -51,6 +51,16 @@ def mlp_output_matrix(model, layer: int) -> tuple[str, torch.nn.Parameter]:
     return f"{prefix}.{local}", param
 
 
+def spectral_norm(model, layer: int) -> float:
+    """‖W‖₂ (largest singular value, in float64) of block ``layer``'s MLP output matrix."""
+    return _spectral_norm(mlp_output_matrix(model, layer)[1])
+
+
+def _spectral_norm(w: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(torch.linalg.matrix_norm(w.detach().double(), ord=2))
+
+
 def rank_one_edit(model, *, layer: int, scale: float, seed: int = 0,
                   norm: float | None = None) -> Edit:
     """Apply W ← W + s‖W‖₂ u vᵀ in place (see the module docstring); u, v come from
@@ -63,9 +73,9 @@ def rank_one_edit(model, *, layer: int, scale: float, seed: int = 0,
     rng = np.random.default_rng(seed)
     u, v = rng.standard_normal(w.shape[0]), rng.standard_normal(w.shape[1])
     u, v = u / np.linalg.norm(u), v / np.linalg.norm(v)
+    if norm is None:
+        norm = _spectral_norm(w)
     with torch.no_grad():
-        if norm is None:
-            norm = float(torch.linalg.matrix_norm(w.detach().double(), ord=2))
         delta = torch.outer(torch.from_numpy(u), torch.from_numpy(v)) * (scale * norm)
         w.add_(delta.to(device=w.device, dtype=w.dtype))
     return Edit(name=name, layer=layer, scale=float(scale), spectral_norm=norm, seed=seed)

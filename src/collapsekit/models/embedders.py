@@ -55,3 +55,22 @@ def embed(texts: list[str], *, spec: str = DEFAULT_EMBEDDER, batch_size: int = 6
     out = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
                        normalize_embeddings=normalize, show_progress_bar=False)
     return np.asarray(out, dtype=np.float32)
+
+
+def embed_ids(st, docs: list[list[int]], length: int, *, batch_size: int = 16) -> np.ndarray:
+    """Sentence embeddings (float64) of ``[CLS] doc[:length-2] [SEP]`` for each token-id list
+    ``doc``, through the SentenceTransformer ``st``'s own modules (pooling, normalisation)
+    but without its truncation to ``max_seq_length``."""
+    import torch
+
+    tok = st.tokenizer
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(docs), batch_size):
+            rows = [[tok.cls_token_id, *d[:length - 2], tok.sep_token_id]
+                    for d in docs[i:i + batch_size]]
+            ids = torch.tensor(rows, device=st.device)
+            feats = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
+                     "token_type_ids": torch.zeros_like(ids)}
+            out.append(st(feats)["sentence_embedding"].double().cpu().numpy())
+    return np.concatenate(out)

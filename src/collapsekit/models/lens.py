@@ -9,6 +9,15 @@ import torch
 from .capture import find_layers
 
 
+def unembedding(model) -> tuple[np.ndarray, np.ndarray | None]:
+    """(W (V, D), b (V,) or None): the output embedding (LM head) of ``model`` as float64
+    arrays on the CPU."""
+    head = model.get_output_embeddings()
+    w = head.weight.detach().to("cpu", torch.float64).numpy()
+    b = getattr(head, "bias", None)
+    return w, None if b is None else b.detach().to("cpu", torch.float64).numpy()
+
+
 def logit_lens_top1(lm, batch, *, every: int = 1, chunk_bytes: int = 2**26) -> np.ndarray:
     """(L+1, N) top-1 token ids of the logit lens (final norm + unembedding) at the
     embedding output and after each block, on every ``every``-th real token of ``batch``.

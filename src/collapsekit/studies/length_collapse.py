@@ -19,10 +19,10 @@ Buckets above the position-embedding count are refused.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from .. import metrics
 from ..mitigate.tempscale import temp_scale
+from ..models.embedders import embed_ids
 
 BUCKETS = (32, 64, 128, 256, 512)
 TAUS = (1.0, 0.9, 0.8)
@@ -33,22 +33,6 @@ def long_documents(tokenizer, texts: list[str], min_tokens: int, n: int | None =
     """Token ids (no special tokens) of the first ``n`` texts with ≥ ``min_tokens`` tokens."""
     ids = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]
     return [seq for seq in ids if len(seq) >= min_tokens][:n]
-
-
-def embed_ids(st, docs: list[list[int]], length: int, *, batch_size: int = 16) -> np.ndarray:
-    """Sentence embeddings of ``[CLS] doc[:length-2] [SEP]`` for each doc, through the
-    SentenceTransformer ``st``'s own modules (pooling, normalisation) but no truncation."""
-    tok = st.tokenizer
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(docs), batch_size):
-            rows = [[tok.cls_token_id, *d[:length - 2], tok.sep_token_id]
-                    for d in docs[i:i + batch_size]]
-            ids = torch.tensor(rows, device=st.device)
-            feats = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
-                     "token_type_ids": torch.zeros_like(ids)}
-            out.append(st(feats)["sentence_embedding"].double().cpu().numpy())
-    return np.concatenate(out)
 
 
 def bucket_metrics(emb: np.ndarray) -> dict[str, float]:

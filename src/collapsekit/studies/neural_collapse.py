@@ -13,10 +13,10 @@ LM's argmax restricted to the included classes.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..metrics.neural_collapse import collapse_metrics, nc4_predictions
-from ..models.capture import stream
+from ..models.capture import next_token_pairs, stream
+from ..models.lens import unembedding
 from ..stats.classes import ClassMoments
 
 SECTION = "neural collapse"
@@ -46,12 +46,6 @@ def resolve_layers(layers, names: list[str]) -> list[int]:
     if not out:
         raise ValueError("layers is empty: pass at least one, e.g. ('final_norm',)")
     return sorted(set(out))
-
-
-def next_token_pairs(batch, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features (n, D), labels (n,)): positions whose next position is a real token too."""
-    valid = batch.mask[:, :-1] & batch.mask[:, 1:]
-    return batch.hidden[layer][:, :-1][valid], batch.input_ids[:, 1:][valid]
 
 
 def label_counts(tokenizer, texts, *, max_length: int, num_classes: int,
@@ -92,13 +86,6 @@ def count_histogram(counts: np.ndarray, included: np.ndarray) -> list[dict]:
     return rows
 
 
-def _classifier(lm) -> tuple[np.ndarray, np.ndarray | None]:
-    head = lm.model.get_output_embeddings()
-    w = head.weight.detach().to("cpu", torch.float64).numpy()
-    b = getattr(head, "bias", None)
-    return w, None if b is None else b.detach().to("cpu", torch.float64).numpy()
-
-
 def _nc4(lm, stats, w, b, texts, layer: int, *, batch_size: int, max_length: int, tick) -> dict:
     means, wk = stats.means, w[stats.classes]
     bk = None if b is None else b[stats.classes]
@@ -131,7 +118,7 @@ class Accumulators:
                  max_length=256):
         self.names = layer_names(lm.n_layers)
         self.wanted = resolve_layers(layers, self.names)
-        self.w, self.b = _classifier(lm)
+        self.w, self.b = unembedding(lm.model)
         self.counts, self.lengths = label_counts(lm.tokenizer, texts, max_length=max_length,
                                                  num_classes=len(self.w))
         self.accs = {l: ClassMoments.from_counts(self.counts, lm.hidden_size,

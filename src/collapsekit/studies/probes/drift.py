@@ -152,9 +152,7 @@ def edit_stage(run, lm, texts: list[str], *, edits: int, layer: int | None = Non
     ``lm`` (default: the middle block; each of size s·‖W₀‖₂ with W₀ the unedited matrix;
     edit i seeded with seed·100003 + i; the matrix is restored afterwards), measuring the
     drift after each: records with ``step=`` 0..edits, 0 = the unedited model."""
-    import torch
-
-    from ...models.editing import mlp_output_matrix, preserved, rank_one_edit
+    from ...models.editing import preserved, rank_one_edit, spectral_norm
     from ..progress import progress_bar
 
     if isinstance(edits, bool) or not isinstance(edits, int) or edits < 1:
@@ -169,8 +167,7 @@ def edit_stage(run, lm, texts: list[str], *, edits: int, layer: int | None = Non
         monitor = DriftMonitor(lm, texts, threshold=threshold, batch_size=batch_size,
                                seed=seed)
         tick()
-        norm = float(torch.linalg.matrix_norm(
-            mlp_output_matrix(lm.model, layer)[1].detach().double(), ord=2))
+        norm = spectral_norm(lm.model, layer)
         log = []
         for step in range(edits + 1):
             if step:
