@@ -22,7 +22,7 @@ from collections import Counter
 from functools import lru_cache
 
 from ..errors import CollapsekitError
-from ..metrics.tokenization import Vocabulary
+from ..vocabulary import Vocabulary
 
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
