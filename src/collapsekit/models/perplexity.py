@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import NotApplicable
 from .longcontext import context_length
 
 
@@ -66,10 +67,31 @@ def encode_documents(tokenizer, texts: list[str], limit: int | None = None
             raise ValueError(f"document {i} is empty or not a string: remove it")
         ids = [start] + list(tokenizer(text, add_special_tokens=False)["input_ids"])
         if limit is not None and len(ids) > limit:
-            raise ValueError(f"document {i} has {len(ids)} tokens, more than the model's "
+            raise NotApplicable(f"document {i} has {len(ids)} tokens, more than the model's "
                              f"{limit}-token context: cut the documents shorter")
         out.append(ids)
     return out
+
+
+def token_nll(model, input_ids, attention_mask, *, dtype=torch.float32, **inputs
+              ) -> torch.Tensor:
+    """(B, T − 1) NLL in nats of each token after the first of every row given the tokens
+    before it, the logits cast to ``dtype`` first. Padded positions (``attention_mask[:, 1:]``
+    = 0) hold meaningless values: mask them. ``inputs`` go to the model as well."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                   **inputs).logits[:, :-1].to(dtype)
+    return torch.nn.functional.cross_entropy(logits.transpose(1, 2), input_ids[:, 1:],
+                                             reduction="none")
+
+
+def batch_nll(model, enc) -> tuple[float, int]:
+    """(summed NLL in nats, predicted tokens) of the padded batch ``enc`` (``input_ids``,
+    ``attention_mask`` as a tokenizer returns them), float64 logits; the first token of each
+    row is context only (no start token is added, unlike :func:`document_nll`)."""
+    with torch.inference_mode():
+        nll = token_nll(model, **enc, dtype=torch.float64)
+        mask = enc["attention_mask"][:, 1:].bool()
+        return float(nll[mask].sum()), int(mask.sum())
 
 
 def document_nll(model, tokenizer, texts: list[str], *, batch_size: int = 4,
@@ -91,9 +113,7 @@ def document_nll(model, tokenizer, texts: list[str], *, batch_size: int = 4,
             ids = torch.tensor([d + [d[0]] * (width - len(d)) for d in batch], device=device)
             mask = torch.tensor([[1] * len(d) + [0] * (width - len(d)) for d in batch],
                                 device=device)
-            logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-            ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, 1:],
-                                                   reduction="none")
+            ce = token_nll(model, ids, mask, dtype=torch.float32)
             if not torch.isfinite(ce).all():
                 raise ValueError("the model produced NaN/inf log-probabilities: load it in "
                                  "float32 or bfloat16 instead of float16")

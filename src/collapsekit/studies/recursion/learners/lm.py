@@ -69,7 +69,7 @@ class LMLearner(Learner):
     # loading -------------------------------------------------------------------------
     def _load(self):
         if self._lm is None:
-            import torch
+            from collapsekit.models import finetune
 
             if self._model is None:
                 from collapsekit.models.registry import load_model
@@ -81,9 +81,9 @@ class LMLearner(Learner):
                 self._info = {"spec": "given", "architecture": type(self._model).__name__}
             if self._tok.pad_token is None:
                 self._tok.pad_token = self._tok.eos_token
-            self._base = {k: v.detach().clone() for k, v in self._model.state_dict().items()}
-            self._device = next(self._model.parameters()).device
-            self._lm = torch
+            self._base = finetune.snapshot(self._model)
+            self._device = finetune.device_of(self._model)
+            self._lm = finetune  # the torch side: seeding, training, generating
         return self._model, self._tok
 
     def describe(self) -> dict:
@@ -122,78 +122,52 @@ class LMLearner(Learner):
 
     def _batch(self, texts, side="right"):
         _, tok = self._load()
-        old, tok.padding_side = tok.padding_side, side
-        try:
-            enc = tok(list(texts), return_tensors="pt", padding=True, truncation=True,
-                      max_length=self.p["max_tokens"], add_special_tokens=False)
-        finally:
-            tok.padding_side = old
-        return {k: v.to(self._device) for k, v in enc.items()}
+        return self._lm.encode_batch(tok, texts, max_length=self.p["max_tokens"],
+                                     device=self._device, side=side)
 
     def fit(self, world, data, rngs):
         model, _ = self._load()
-        torch, (g,) = self._lm, rngs
-        torch.manual_seed(_seed(g))
+        ft, (g,) = self._lm, rngs
+        ft.manual_seed(_seed(g))
         if self.p["reset"]:
-            model.load_state_dict(self._base)
+            ft.restore(model, self._base)
         texts = [t for t in data[0] if t.strip()]
         if not texts or not self.p["steps"]:
             return model
-        opt = torch.optim.AdamW(model.parameters(), lr=self.p["lr"])
-        model.train()
-        for _ in range(self.p["steps"]):
-            pick = g.choice(len(texts), size=min(self.p["batch_size"], len(texts)),
-                            replace=False)
-            enc = self._batch([texts[i] for i in pick])
-            labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
-            if int((labels[:, 1:] != -100).sum()) == 0:
-                continue  # one-token texts: nothing to predict
-            model(**enc, labels=labels).loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-        model.eval()
+        size = min(self.p["batch_size"], len(texts))
+        # drawn lazily, one batch per step (one-token batches are skipped by train_step)
+        batches = (self._batch([texts[i] for i in g.choice(len(texts), size=size,
+                                                             replace=False)])
+                   for _ in range(self.p["steps"]))
+        ft.fine_tune(model, batches, lr=self.p["lr"])
         return model
 
     def sample(self, world, model, n, rngs, settings):
         _, tok = self._load()
-        torch, (g,) = self._lm, rngs
-        torch.manual_seed(_seed(g))
+        ft, (g,) = self._lm, rngs
+        ft.manual_seed(_seed(g))
         real = world["train"][0][:self.n]
         prompts = [real[i] for i in g.integers(0, len(real), size=n)]
         out = []
         for s in range(0, n, self.p["eval_batch"]):
             ids = [tok(t, add_special_tokens=False)["input_ids"][:self.p["prompt_tokens"]]
                    for t in prompts[s:s + self.p["eval_batch"]]]
-            old, tok.padding_side = tok.padding_side, "left"
-            try:
-                enc = tok.pad({"input_ids": ids}, padding=True, return_tensors="pt")
-            finally:
-                tok.padding_side = old
-            enc = {k: v.to(self._device) for k, v in enc.items()}
-            with torch.inference_mode():
-                gen = model.generate(
-                    **enc, do_sample=True,
-                    max_new_tokens=self.p["max_tokens"] - max(map(len, ids)),
-                    temperature=settings.get("temperature", 1.0),
-                    top_k=settings.get("top_k", 0), top_p=settings.get("top_p", 1.0),
-                    pad_token_id=tok.pad_token_id, repetition_penalty=1.0)
-            out += tok.batch_decode(gen, skip_special_tokens=True)
+            out += ft.continue_ids(
+                model, tok, ids, max_new_tokens=self.p["max_tokens"] - max(map(len, ids)),
+                temperature=settings.get("temperature", 1.0),
+                top_k=settings.get("top_k", 0), top_p=settings.get("top_p", 1.0))
         return np.array([out], dtype=object)
 
     def cross_entropy(self, model, texts) -> float:
-        """Token-weighted mean NLL (nats/token) of ``texts`` under ``model``."""
-        torch = self._lm
+        """Token-weighted mean NLL (nats/token) of ``texts`` under ``model``: each text's
+        first token is context only (:func:`collapsekit.models.perplexity.batch_nll`)."""
+        from collapsekit.models.perplexity import batch_nll
+
         total, count = 0.0, 0
-        with torch.inference_mode():
-            for s in range(0, len(texts), self.p["eval_batch"]):
-                enc = self._batch(texts[s:s + self.p["eval_batch"]])
-                logits = model(**enc).logits[:, :-1].double()
-                target = enc["input_ids"][:, 1:]
-                mask = enc["attention_mask"][:, 1:].bool()
-                nll = torch.nn.functional.cross_entropy(
-                    logits.transpose(1, 2), target, reduction="none")
-                total += float(nll[mask].sum())
-                count += int(mask.sum())
+        for s in range(0, len(texts), self.p["eval_batch"]):
+            nll, n = batch_nll(model, self._batch(texts[s:s + self.p["eval_batch"]]))
+            total += nll
+            count += n
         return total / count
 
     def evaluate(self, world, model, samples):
@@ -210,6 +184,6 @@ class LMLearner(Learner):
 
     def initial(self, world):
         model, _ = self._load()
-        model.load_state_dict(self._base)
+        self._lm.restore(model, self._base)
         model.eval()
         return {"cross_entropy": np.array([self.cross_entropy(model, world["test"])])}
