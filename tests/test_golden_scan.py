@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from collapsekit.studies.scan import PROBES, ScanConfig, run_scan
+from collapsekit.studies import run_scan
 from conftest import make_model, make_tokenizer
 
 GOLDEN = Path(__file__).parent / "golden" / "scan_tiny_records.json"
@@ -22,8 +22,9 @@ def scan_records(tmp_path) -> list[dict]:
     make_tokenizer().save_pretrained(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        run_scan(ScanConfig(model=str(path), k=2, max_new_tokens=6, human_n=6, max_length=32,
-                            batch_size=4, probes=PROBES), tmp_path / "run", n_prompts=2)
+        run_scan(tmp_path / "run", model=str(path), params={
+            "geometry.n": 6, "geometry.max_length": 32, "geometry.batch_size": 4,
+            "diversity.k": 2, "diversity.max_new_tokens": 6, "diversity.n_prompts": 2})
     data = json.loads((tmp_path / "run" / "metrics.json").read_text())
     return [{k: v.replace(str(path), "<model>") if isinstance(v, str) else v
              for k, v in r.items() if k != "study"} for r in data["records"]]

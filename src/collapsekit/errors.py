@@ -23,3 +23,10 @@ class RunDirError(CollapsekitError):
 
 class InputFileError(CollapsekitError):
     """An input file is missing, unreadable, empty or malformed."""
+
+
+class NotApplicable(CollapsekitError, ValueError):
+    """This model cannot run this study (e.g. its context is too short for the probe).
+
+    ``scan`` records such a study as ``probe_skipped`` with the reason and goes on; any
+    other exception stops the run, so a bug is never reported as a skipped probe."""

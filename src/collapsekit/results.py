@@ -40,7 +40,8 @@ ANNOTATIONS = frozenset({"ci_low", "ci_high", "note", "closed_form"})
 _PACKAGES = ("numpy", "scipy", "torch", "transformers", "sentence-transformers",
              "scikit-learn", "accelerate", "gguf", "safetensors", "pyarrow", "matplotlib")
 _RESERVED = frozenset({"collapsekit_version", "study", "created", "finished", "config",
-                       "config_hash", "packages", "timings", "tables", "files", "records"})
+                       "config_hash", "packages", "timings", "tables", "files", "done",
+                       "records"})
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -174,7 +175,7 @@ class Run:
             "collapsekit_version": __version__, "study": study, "created": _now(),
             "finished": None, "config": cfg, "config_hash": config_hash(cfg), "seeds": {},
             "model": {}, "packages": _packages(), "timings": {}, "tables": {}, "files": [],
-            "records": [],
+            "done": [], "records": [],
         }
         if (self.path / METRICS).exists():
             self._open_existing(resume, force)
@@ -293,6 +294,16 @@ class Run:
         want = jsonable(scope, "scope")
         return any(r["metric"] == metric and all(r.get(k, ...) == v for k, v in want.items())
                    for r in self.records)
+
+    def done(self, stage: str) -> bool:
+        """Whether ``stage`` finished in this run (a resumed run skips it)."""
+        return stage in self._data.setdefault("done", [])
+
+    def mark_done(self, stage: str) -> None:
+        """Record that ``stage`` finished, and write."""
+        if not self.done(stage):
+            self._data["done"].append(stage)
+        self.write()
 
     # metadata ------------------------------------------------------------------------
     def meta(self, **kv) -> None:

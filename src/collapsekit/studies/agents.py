@@ -1,5 +1,5 @@
 """Anchor/peripheral agents: asymptotic semantic collapse ("Asymptotic Semantic Collapse in
-Hierarchical Optimization", seed paper), with an LM and in a model-free manifold mode.
+Hierarchical Optimization", seed paper), with an LM.
 
 Text mode: a Dominant Anchor Node holds a fixed statement and explicit constraints (infinite
 inertia: it never updates); P Peripheral Agent Nodes start from their own statements. In
@@ -15,25 +15,17 @@ the fraction of verbatim anchor copies, mean pairwise Jaccard and embedding cosi
 vocabulary entropy of the pooled words and the von Neumann state entropy of the agents'
 embeddings (:mod:`collapsekit.metrics.consensus`); per-agent values go to the table
 ``agent_texts``.
-
-Manifold mode (:func:`manifold_dynamics`): states on the unit sphere in R^d,
-x ← normalise(x + η(a − x)) (smooth: a gradient step on ½‖x − a‖² then the projection
-retraction) or with added Gaussian noise σ_t ξ, σ_t = σ0 / (1 + t)^decay (noisy). Both
-start from the same states; the records show the geodesic distance to the anchor and the
-state entropy going to 0 for both, and ``endpoint_gap`` (mean geodesic distance between the
-two runs' final states) shows path independence.
+The model-free variant of these dynamics is the ``manifold`` study (:mod:`.manifold`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
@@ -45,9 +37,6 @@ from ..metrics.semantic import unit_rows
 SECTION = "agents"
 DECODINGS = ("greedy", "stochastic")
 BUNDLED = "bundled"
-QUICK = dict(n_scenarios=1, n_agents=4, rounds=3, max_new_tokens=40)
-FULL = dict(n_scenarios=None, n_agents=None, rounds=8, max_new_tokens=64)
-MANIFOLD = dict(n_agents=8, rounds=200, dim=16, eta=0.3, sigma=0.2, decay=1.0)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -176,57 +165,44 @@ def round_metrics(texts: list[str], sc: Scenario, emb: np.ndarray,
     return {k: v for k, v in means.items() if v is not None}, per
 
 
-def settings(*, quick=True, scenarios=None, rounds=None, n_agents=None,
-             max_new_tokens=None, temperature=0.8) -> dict:
-    """The text mode's validated settings (quick or full defaults, then the overrides) and
-    its scenarios, cut to the first ``n_scenarios`` and ``n_agents``."""
-    base = QUICK if quick else FULL
-    rounds = base["rounds"] if rounds is None else rounds
-    n_agents = base["n_agents"] if n_agents is None else n_agents
-    max_new = base["max_new_tokens"] if max_new_tokens is None else max_new_tokens
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds={rounds!r}: give 1 or more rewrite rounds")
-    if isinstance(max_new, bool) or not isinstance(max_new, int) or max_new < 1:
-        raise ValueError(f"max_new_tokens={max_new!r}: give 1 or more tokens per rewrite")
-    if n_agents is not None and (isinstance(n_agents, bool) or not isinstance(n_agents, int)
-                                 or n_agents < 2):
-        raise ValueError(f"agents={n_agents!r}: give 2 or more peripheral agents")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not 0 < temperature < math.inf:
-        raise ValueError(f"temperature={temperature!r} must be > 0 (the stochastic run; the "
+def _scenarios(s) -> list[Scenario]:
+    """The scenarios of the settings, cut to the first ``n_scenarios`` and ``n_agents``."""
+    scs = load_scenarios(s.scenarios)[:s.n_scenarios]
+    return [Scenario(x.name, x.anchor, x.constraints, x.agents[:s.n_agents]) for x in scs]
+
+
+def check(s) -> dict:
+    """Read the scenario file before the run is made; the stochastic run needs T > 0."""
+    from ..models.registry import file_sha256
+
+    if not s.temperature > 0:
+        raise ValueError(f"temperature={s.temperature!r} must be > 0 (the stochastic run; the "
                          "greedy run is always made)")
-    scs = load_scenarios(scenarios)[:base["n_scenarios"]]
-    scs = [Scenario(s.name, s.anchor, s.constraints, s.agents[:n_agents]) for s in scs]
-    return dict(scenarios=scs, rounds=rounds, max_new_tokens=max_new,
-                temperature=float(temperature))
+    scs = _scenarios(s)
+    return {"scenarios": s.scenarios or BUNDLED,
+            "scenarios_sha256": file_sha256(s.scenarios) if s.scenarios else None,
+            "agents_per_scenario": [len(x.agents) for x in scs]}
 
 
-def stage(run, lm, *, quick=True, seed=0, console=None, scenarios=None, rounds=None,
-          n_agents=None, neighbours=False, temperature=0.8, max_new_tokens=None,
-          batch_size=None) -> None:
-    """Run every (scenario, decoding) agent chain into ``run`` (section ``agents``); returns
-    at once when the run already holds the last round of each."""
+def study_stage(run, lm, s) -> None:
+    """Run every (scenario, decoding) agent chain into ``run`` (section ``agents``); rounds
+    cached in ``agents/<scenario>-<decoding>.jsonl`` are not sampled again."""
     from ..models.embedders import embed
-    from ..models.sampling import Decoding
+    from ..models.decoding import Decoding
     from .progress import progress_bar
 
-    cfg = settings(quick=quick, scenarios=scenarios, rounds=rounds, n_agents=n_agents,
-                   max_new_tokens=max_new_tokens, temperature=temperature)
-    scs, rounds = cfg["scenarios"], cfg["rounds"]
-    if all(run.has("jaccard_to_anchor", section=SECTION, scenario=s.name, decoding=d,
-                   round=rounds) for s in scs for d in DECODINGS):
-        return
-    decodings = {"greedy": Decoding(temperature=0.0, max_new_tokens=cfg["max_new_tokens"]),
-                 "stochastic": Decoding(temperature=cfg["temperature"],
-                                        max_new_tokens=cfg["max_new_tokens"])}
+    scs, rounds = _scenarios(s), s.rounds
+    decodings = {"greedy": Decoding(temperature=0.0, max_new_tokens=s.max_new_tokens),
+                 "stochastic": Decoding(temperature=s.temperature,
+                                        max_new_tokens=s.max_new_tokens)}
     table = []
-    with run.timer("agents"), progress_bar("agent rounds", len(scs) * 2 * rounds,
-                                           console) as tick:
+    with progress_bar("agent rounds", len(scs) * 2 * rounds) as tick:
         for sc in scs:
             for name, dec in decodings.items():
-                chain = run_chain(lm, sc, dec, rounds=rounds, seed=seed, neighbours=neighbours,
+                chain = run_chain(lm, sc, dec, rounds=rounds, seed=s.seed,
+                                  neighbours=s.neighbours,
                                   cache=run.file(f"agents/{sc.name}-{name}.jsonl"),
-                                  batch_size=batch_size, tick=tick)
+                                  batch_size=s.batch_size, tick=tick)
                 emb = np.asarray(embed([sc.anchor] + [t for ts in chain for t in ts]),
                                  dtype=np.float64)
                 p = len(sc.agents)
@@ -240,121 +216,8 @@ def stage(run, lm, *, quick=True, seed=0, console=None, scenarios=None, rounds=N
                               for row in per]
                 run.write()
     run.table("agent_texts", table)
-    run.meta(agents={"scenarios": [s.name for s in scs], "agents": [len(s.agents) for s in scs],
-                     "rounds": rounds, "neighbours": neighbours, **{
-                         k: cfg[k] for k in ("temperature", "max_new_tokens")}})
+    run.meta(samples_table="agent_texts",
+             agents={"scenarios": [x.name for x in scs], "agents": [len(x.agents) for x in scs],
+                     "rounds": rounds, "neighbours": s.neighbours,
+                     "temperature": s.temperature, "max_new_tokens": s.max_new_tokens})
     run.write()
-
-
-class Manifold(NamedTuple):
-    rows: list  # {update, round, geodesic_distance_to_anchor, max_..., state_entropy, sigma}
-    endpoint_gap: float  # mean geodesic distance between the smooth and noisy final states
-
-
-def _geodesic(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Great-circle distance between unit rows, 2·arcsin(‖x − y‖ / 2) (exact near 0)."""
-    return 2 * np.arcsin(np.clip(np.linalg.norm(x - y, axis=-1) / 2, 0, 1))
-
-
-def _normalise(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    if (n < 1e-12).any():
-        raise ValueError("an agent landed on the origin (it started opposite the anchor with "
-                         "eta=0.5): use another eta or seed")
-    return x / n
-
-
-def manifold_dynamics(*, n_agents=8, dim=16, rounds=200, eta=0.3, sigma=0.2, decay=1.0,
-                      seed=0) -> Manifold:
-    """Projection dynamics of ``n_agents`` states toward a fixed anchor on the unit sphere in
-    R^dim (see the module docstring); rows for rounds 0..rounds of both update rules."""
-    for name, v, lo in (("agents", n_agents, 1), ("dim", dim, 2), ("rounds", rounds, 1)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"{name}={v!r} must be an integer >= {lo}")
-    for name, v, ok in (("eta", eta, 0 < eta <= 1), ("sigma", sigma, sigma >= 0),
-                        ("decay", decay, decay > 0)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and ok):
-            raise ValueError(f"{name}={v!r} is out of range: eta in (0, 1], sigma >= 0, "
-                             "decay > 0")
-    rng = np.random.default_rng(seed)
-    anchor = _normalise(rng.standard_normal((1, dim)))
-    start = _normalise(rng.standard_normal((n_agents, dim)))
-    rows, final = [], {}
-    for update in ("smooth", "noisy"):
-        noise = np.random.default_rng([seed, 1])
-        x = start
-        for t in range(rounds + 1):
-            sig = sigma / (1 + t) ** decay if update == "noisy" else 0.0
-            d = _geodesic(x, anchor)
-            rows.append({"update": update, "round": t,
-                         "geodesic_distance_to_anchor": float(d.mean()),
-                         "max_geodesic_distance_to_anchor": float(d.max()),
-                         "state_entropy": cs.von_neumann_entropy(x), "sigma": sig})
-            if t < rounds:
-                x = _normalise(x + eta * (anchor - x) + sig * noise.standard_normal(x.shape))
-        final[update] = x
-    return Manifold(rows, float(_geodesic(final["smooth"], final["noisy"]).mean()))
-
-
-def manifold_stage(run, *, seed=0, **params) -> None:
-    """Manifold records (section ``agents manifold``, scope update and round) and
-    ``endpoint_gap``; skipped when the run holds them."""
-    if run.has("endpoint_gap", section=f"{SECTION} manifold"):
-        return
-    with run.timer("manifold"):
-        res = manifold_dynamics(seed=seed, **{**MANIFOLD, **params})
-        for row in res.rows:
-            for metric in ("geodesic_distance_to_anchor", "max_geodesic_distance_to_anchor",
-                           "state_entropy"):
-                run.add(metric, row[metric], section=f"{SECTION} manifold",
-                        update=row["update"], round=row["round"])
-        run.add("endpoint_gap", res.endpoint_gap, section=f"{SECTION} manifold")
-        run.table("manifold", res.rows)
-    run.write()
-
-
-def run_agents(out, *, model=None, quick=False, seed=0, device="auto", resume=False,
-               force=False, console=None, scenarios=None, rounds=None, n_agents=None,
-               neighbours=False, temperature=0.8, max_new_tokens=None, batch_size=None,
-               manifold=False, **manifold_params) -> Path:
-    """``collapsekit agents``: the text mode on ``model`` (default: the embedded model), or
-    with ``manifold`` the model-free dynamics (``manifold_params``: dim, eta, sigma, decay;
-    ``rounds`` and ``n_agents`` apply too). Returns the path of index.html."""
-    from ..models.registry import DEFAULT_MODEL, file_sha256, load_model, resolve
-    from ..report.html import render
-    from ..results import Run
-
-    if manifold:
-        text_only = [k for k, v in (("scenarios", scenarios), ("neighbours", neighbours),
-                                    ("max_new_tokens", max_new_tokens)) if v]
-        if text_only:
-            raise ValueError(f"{', '.join(text_only)} apply to the text mode only: drop them "
-                             "or --manifold")
-        params = {**MANIFOLD, **manifold_params, **{k: v for k, v in (
-            ("rounds", rounds), ("n_agents", n_agents)) if v is not None}}
-        manifold_dynamics(seed=seed, **{**params, "rounds": 1})  # validate before the folder
-        run = Run(out, study="agents", config={"mode": "manifold", "seed": seed, **params},
-                  resume=resume, force=force)
-        run.meta(seeds=[seed])
-        manifold_stage(run, seed=seed, **params)
-    else:
-        if manifold_params:
-            raise ValueError(f"{sorted(manifold_params)} apply to the manifold mode only: "
-                             "add --manifold or drop them")
-        model = model or DEFAULT_MODEL
-        resolve(model)
-        opts = dict(quick=quick, scenarios=scenarios, rounds=rounds, n_agents=n_agents,
-                    max_new_tokens=max_new_tokens, temperature=temperature)
-        cfg = settings(**opts)
-        config = {"mode": "text", "model": model, "seed": seed, "neighbours": neighbours,
-                  **opts, "scenarios": str(scenarios or BUNDLED),
-                  "scenarios_sha256": file_sha256(scenarios) if scenarios else None,
-                  "resolved": {k: v for k, v in cfg.items() if k != "scenarios"}}
-        run = Run(out, study="agents", config=config, resume=resume, force=force)
-        with run.timer("load_model"):
-            lm = load_model(model, device=device)
-        run.meta(model=lm.describe(), seeds=[seed], samples_table="agent_texts")
-        stage(run, lm, seed=seed, console=console, neighbours=neighbours,
-              batch_size=batch_size, **opts)
-    run.finish()
-    return render(run.path)

@@ -29,6 +29,8 @@ import json
 import re
 import statistics
 from dataclasses import replace
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -89,66 +91,28 @@ def record(run, rows: list[dict], *, source: str, section: str = "diversity",
 
 
 def sample_stage(run, lm, prompts: list[str], *, k: int, decoding, seed: int,
-                 batch_size: int | None = None, console=None, cache: str = "samples.jsonl",
-                 table: str | None = "samples", label: str = "sampling"):
-    """Sample k continuations per prompt into ``run/<cache>`` (reused on rerun); also write
-    them as the run's samples table unless ``table`` is None."""
+                 batch_size: int | None = None, cache: str = "samples.jsonl",
+                 label: str = "sampling"):
+    """Sample k continuations per prompt into ``run/<cache>`` (reused on rerun)."""
     from ..models.sampling import sample
     from .progress import progress_bar
 
-    with run.timer(label), progress_bar(label, len(prompts), console) as tick:
+    with run.timer(label), progress_bar(label, len(prompts)) as tick:
         samples = sample(lm.model, lm.tokenizer, list(enumerate(prompts)), k=k,
                          decoding=decoding, seed=seed, model_key=lm.weight_hash,
                          cache=run.file(cache), batch_size=batch_size, progress=tick)
-    if table is not None:
-        run.table(table, [s.to_dict() for s in samples])
-        run.meta(samples_file=cache, samples_table=table)
     run.write()
     return samples
 
 
-def stage(run, groups: dict, *, human: list[str] | None = None, seed: int = 0,
-          prompts: dict | None = None) -> None:
-    """Score diversity of ``groups`` (prompt id → sample texts) into ``run``, plus the human
-    reference from ``human`` when given. Skipped when ``run`` already holds it (resume)."""
-    from ..models.embedders import embed
-
-    if run.has("mean_semantic_spread", section="diversity"):
-        return
-    sizes = {len(g) for g in groups.values()}
-    if min(sizes) < 2:
-        raise ValueError("every prompt needs at least 2 samples to measure diversity")
-    with run.timer("diversity"):
-        texts = [t for g in groups.values() for t in g]
-        n_words = max(1, int(statistics.median(len(t.split()) for t in texts)))
-        hgroups = human_groups(human or [], min(sizes), len(groups), n_words)
-        emb = embed(texts + [t for g in hgroups for t in g])
-        model_emb = emb[:len(texts)]
-        rows = score_groups(list(groups.values()), model_emb)
-        record(run, rows, source="model", seed=seed, prompt_ids=list(groups))
-        if hgroups:
-            record(run, score_groups(hgroups, emb[len(texts):]), source="human", seed=seed)
-        for key, value in pooled_metrics(texts, model_emb).items():
-            run.add(key, value, section="diversity pooled", source="model")
-        run.table("per_prompt", [{"prompt_id": str(pid), "n_samples": len(g),
-                                  "prompt": (prompts or {}).get(pid, ""), **r}
-                                 for (pid, g), r in zip(groups.items(), rows)])
-        run.meta(sample_sizes=sorted(sizes), human_words_per_text=n_words)
-    run.write()
-
-
 def equal_groups(samples, where: str) -> dict:
-    """Samples grouped by prompt id; ValueError unless every prompt has the same number ≥ 2."""
+    """Samples grouped by prompt id; ValueError unless every prompt has at least 2."""
     groups: dict = {}
     for s in samples:
         groups.setdefault(s.prompt_id, []).append(s)
     if not groups:
         raise ValueError(f"{where}: no samples; sample at least one prompt")
-    sizes = sorted({len(g) for g in groups.values()})
-    if len(sizes) > 1:
-        raise ValueError(f"{where}: prompts have different numbers of samples {sizes}; "
-                         "give every prompt the same k")
-    if sizes[0] < 2:
+    if min(map(len, groups.values())) < 2:
         raise ValueError(f"{where}: every prompt needs at least 2 samples to measure diversity")
     return groups
 
@@ -239,7 +203,7 @@ def multi_stage(run, samples: dict, *, degeneration: dict | None = None, embedde
                     getattr(s, "token_logprobs", None) for s in ss) else None
                 row.update(uncertainty_metrics(e[off:off + len(ss)], lp, threshold=threshold))
                 off += len(ss)
-            scope = {"model": model, "temperature": temp}
+            scope = {"model": model, **({} if temp is None else {"temperature": temp})}
             record(run, rows, source="model", seed=seed, prompt_ids=list(g), **scope)
             flat = [t for ts in tgroups for t in ts]
             try:
@@ -296,87 +260,81 @@ def _slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", spec).strip("-.")[-60:].lstrip("-.") or "model"
 
 
-def _temperatures(temperatures, default: float) -> list[float]:
-    if temperatures is None:
-        return [default]
-    if isinstance(temperatures, str):
-        try:
-            temperatures = [float(t) for t in temperatures.split(",") if t.strip()]
-        except ValueError:
-            raise ValueError(f"temperatures {temperatures!r} must be comma-separated numbers, "
-                             "e.g. 0.3,0.7,1.0") from None
-    temps = list(dict.fromkeys(float(t) for t in temperatures))
-    if not temps or any(not (0 < t < float("inf")) for t in temps):
-        raise ValueError(f"temperatures {temperatures!r} must be finite numbers > 0 "
-                         "(greedy decoding is run separately for the degeneration check)")
-    return temps
+class Text(NamedTuple):
+    """A sample read from a file: no log-probs, so no likelihood-form semantic entropy."""
+
+    prompt_id: str
+    text: str
 
 
-def run_diversity(out, *, samples=None, model=None, prompts="bundled", k=8, decoding=None,
-                  temperatures=None, momentum: float = 0.2, threshold: float = 0.9,
-                  batch_size: int | None = None, seed=0, device="auto", resume=False,
-                  force=False, console=None, embedder=None):
-    """``collapsekit diversity``: score a samples file, or sample each of ``model`` (a spec or
-    a list of specs) at each of ``temperatures`` (default: the decoding's temperature), plus
-    greedy and momentum decoding (α = ``momentum``; 0 skips both) for the degeneration check.
-    Each model's samples are cached in ``samples-<model>.jsonl`` (``samples.jsonl`` for a
-    single model), so a rerun with ``resume`` samples nothing twice."""
+def _prompts(s) -> list[str]:
+    from ..io import read_prompts
+
+    return read_prompts(s.prompts)[:s.n_prompts]
+
+
+def _decoding(s):
+    from ..models.decoding import Decoding
+
+    return Decoding(temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+                    max_new_tokens=s.max_new_tokens)
+
+
+def check(s) -> dict:
+    """Read the samples file, or the prompts and decoding, before the run is made."""
+    from ..io import read_samples
+    from ..models.registry import file_sha256
+
+    if s.samples:
+        read_samples(s.samples)
+        return {"samples_sha256": file_sha256(s.samples)}
+    if s.temperatures and any(t <= 0 for t in s.temperatures):
+        raise ValueError(f"temperatures {s.temperatures} must be > 0 (greedy decoding is run "
+                         "separately for the degeneration check)")
+    return {"n_prompts": len(_prompts(s)), "decoding": json.loads(_decoding(s).key())}
+
+
+def study_stage(run, models, s) -> None:
+    """``collapsekit diversity``: score a samples file, or sample each model at each
+    temperature (default: the decoding's), plus greedy and momentum decoding (α =
+    ``momentum``; 0 skips both) for the degeneration check, then :func:`multi_stage`. Each
+    model's samples are cached in ``samples-<model>.jsonl`` (``samples.jsonl`` for one
+    model), so a resumed run samples nothing twice. ``divergence``: also the human-vs-model
+    JS divergence of the first model's samples."""
     from ..corpora import human_texts
-    from ..io import read_prompts, read_samples
-    from ..models.registry import file_sha256, load_model, resolve
-    from ..models.sampling import Decoding
-    from ..report.html import render
-    from ..results import Run
+    from ..io import read_samples
+    from .probes import divergence
 
-    # Validate every input before the results folder is made.
-    if samples:
-        groups, prompt_text = read_samples(samples), {}
-        config = dict(samples=str(samples), samples_sha256=file_sha256(samples), seed=seed)
+    human = human_texts(s.human, min_words=40)
+    if s.samples:
+        name = Path(s.samples).name
+        sampled = {(name, None): [Text(pid, t) for pid, ts in read_samples(s.samples).items()
+                                  for t in ts]}
+        multi_stage(run, sampled, human=human, seed=s.seed, threshold=s.threshold)
     else:
-        models = [model] if isinstance(model, str) else list(model or [])
-        if not models or len(set(models)) != len(models):
-            raise ValueError("give one or more distinct --model specs")
-        for m in models:
-            resolve(m)
-        prompt_list, dec = read_prompts(prompts), Decoding(**(decoding or {}))
-        temps = _temperatures(temperatures, dec.temperature)
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or momentum < 0:
-            raise ValueError(f"momentum={momentum!r} must be a number >= 0 (0 skips the "
-                             "greedy-vs-momentum check)")
-        prompt_text = dict(enumerate(prompt_list))
-        config = dict(model=models[0] if len(models) == 1 else models, prompts=prompts, k=k,
-                      seed=seed, decoding=json.loads(dec.key()))
-        if temperatures is not None or momentum != 0.2:
-            config.update(temperatures=temps, momentum=momentum)
-    run = Run(out, study="diversity", config=config, resume=resume, force=force)
-    human = human_texts("wikipedia", min_words=40)
-    if samples:
-        stage(run, groups, human=human, seed=seed, prompts=prompt_text)
-        run.finish()
-        return render(run.path)
-    sampled, degen, described, table = {}, {}, [], []
-    for m in models:
-        with run.timer(f"load_model {m}"):
-            lm = load_model(m, device=device)
-        described.append(lm.describe())
-        cache = "samples.jsonl" if len(models) == 1 else f"samples-{_slug(m)}.jsonl"
-        runs = [(t, replace(dec, temperature=t), k) for t in temps]
-        if momentum > 0:
-            greedy = replace(dec, temperature=0.0, top_k=0, top_p=1.0)
-            runs += [("greedy", greedy, 1), ("momentum", replace(greedy, momentum=momentum), 1)]
-        for name, d, kk in runs:
-            ss = sample_stage(run, lm, prompt_list, k=kk, decoding=d, seed=seed,
-                              batch_size=batch_size, console=console, cache=cache, table=None,
-                              label=f"sampling {m} {name}")
-            (sampled if isinstance(name, float) else degen)[(m, name)] = ss
-            table += [{**s.to_dict(), "model": m,
-                       "temperature": name if isinstance(name, float) else 0.0} for s in ss]
-        del lm
-    run.meta(model=described[0] if len(described) == 1 else {"spec": ", ".join(models)},
-             models=described, seeds=[seed])
-    run.table("samples", table)
-    run.meta(samples_table="samples")
-    multi_stage(run, sampled, degeneration=degen, embedder=embedder, human=human, seed=seed,
-                threshold=threshold, prompts=prompt_text)
-    run.finish()
-    return render(run.path)
+        prompts, dec = _prompts(s), _decoding(s)
+        sampled, degen, table = {}, {}, []
+        for m in models.specs:
+            lm = models.load(m)
+            cache = "samples.jsonl" if len(models.specs) == 1 else f"samples-{_slug(m)}.jsonl"
+            runs = [(t, replace(dec, temperature=t), s.k)
+                    for t in dict.fromkeys(s.temperatures or (dec.temperature,))]
+            if s.momentum > 0:
+                greedy = replace(dec, temperature=0.0, top_k=0, top_p=1.0)
+                runs += [("greedy", greedy, 1),
+                         ("momentum", replace(greedy, momentum=s.momentum), 1)]
+            for name, d, kk in runs:
+                ss = sample_stage(run, lm, prompts, k=kk, decoding=d, seed=s.seed,
+                                  batch_size=s.sample_batch, cache=cache,
+                                  label=f"sampling {m} {name}")
+                (sampled if isinstance(name, float) else degen)[(m, name)] = ss
+                table += [{**x.to_dict(), "model": m,
+                           "temperature": name if isinstance(name, float) else 0.0}
+                          for x in ss]
+        run.table("samples", table)
+        run.meta(samples_table="samples")
+        multi_stage(run, sampled, degeneration=degen, human=human, seed=s.seed,
+                    threshold=s.threshold, prompts=dict(enumerate(prompts)))
+    if s.divergence:
+        first = next(iter(sampled.values()))
+        divergence.stage(run, [x.text for x in first], human, seed=s.seed)

@@ -212,13 +212,11 @@ def summary(rows: list[dict]) -> dict[str, float]:
             "max_anisotropy": float(aniso.max()), "max_anisotropy_layer": int(aniso.argmax())}
 
 
-def stage(run, lm, texts: list[str], *, batch_size: int, max_length: int, console=None,
+def stage(run, lm, texts: list[str], *, batch_size: int, max_length: int,
           attention: bool = True, rank_collapse: bool = True, logit_lens: bool = False,
           logit_lens_every: int = 1, collapse: float = metrics.attention.COLLAPSE,
-          overload: float = metrics.attention.OVERLOAD, extra=(), **scope
-          ) -> LayerGeometry | None:
-    """The geometry stage of a study: skipped when ``run`` already holds it (resume; then
-    returns None, else the accumulators).
+          overload: float = metrics.attention.OVERLOAD, extra=(), **scope) -> LayerGeometry:
+    """Per-layer geometry records of ``texts`` into ``run``; returns the accumulators.
 
     One forward pass per batch feeds the per-layer moments and, when switched on, attention
     entropy per head (``attention``), the rank-collapse residual (``rank_collapse``) and the
@@ -227,9 +225,7 @@ def stage(run, lm, texts: list[str], *, batch_size: int, max_length: int, consol
     consumers (see :func:`accumulate`)."""
     from .progress import progress_bar
 
-    if run.has("rankme", section="geometry"):
-        return None
-    with run.timer("geometry"), progress_bar("geometry", len(texts), console) as tick:
+    with progress_bar("geometry", len(texts)) as tick:
         geo = accumulate(lm, texts, batch_size=batch_size, max_length=max_length,
                          progress=tick, attention=attention, rank_collapse=rank_collapse,
                          logit_lens=logit_lens, logit_lens_every=logit_lens_every, extra=extra)
@@ -247,65 +243,46 @@ def stage(run, lm, texts: list[str], *, batch_size: int, max_length: int, consol
     return geo
 
 
-def run_geometry(model: str, out, *, texts=None, human: str = "wikipedia", n: int = 256,
-                 max_length: int = 256, batch_size: int = 8, device: str = "auto",
-                 neural_collapse: dict | None = None, attention: bool = True,
-                 rank_collapse: bool = True, logit_lens: bool = False, logit_lens_every: int = 1,
-                 length_collapse: dict | None = None, resume: bool = False, force: bool = False,
-                 console=None):
-    """``collapsekit geometry``: per-layer geometry of ``model`` on a text file or human text.
-
-    ``neural_collapse``: when given (options ``layers``, ``max_classes``, ``min_count``,
-    ``heldout`` = number of held-out texts for NC4), also measure neural collapse with the
-    next token as the class; held-out texts are the ones after the first ``n``.
-    ``attention``, ``rank_collapse``, ``logit_lens``, ``logit_lens_every``: see :func:`stage`.
-    ``length_collapse``: when given (options of ``length_collapse.stage``: ``spec``,
-    ``buckets``, ``taus``, ``n``, and ``sources`` = human-text sources to draw long documents
-    from, default news + wikipedia), also the embedder length-collapse curve."""
+def _corpus(s) -> tuple[list[str], list[str]]:
+    """(texts, held-out texts for NC4) of the geometry settings ``s``."""
     from ..corpora import human_texts
     from ..io import read_texts
-    from ..models.registry import load_model, resolve
-    from ..report.html import render
-    from ..results import Run
 
-    resolve(model)
-    nc = dict(neural_collapse) if neural_collapse is not None else None
-    heldout = nc.pop("heldout", 0) if nc else 0
-    every = read_texts(texts) if texts else human_texts(human, n + heldout, min_words=40)
-    corpus, heldout_texts = every[:n], every[n:n + heldout]
+    heldout = s.nc_heldout if s.neural_collapse else 0
+    every = read_texts(s.texts) if s.texts else human_texts(s.human, s.n + heldout,
+                                                            min_words=40)
+    return every[:s.n], every[s.n:s.n + heldout]
+
+
+def check(s) -> dict:
+    """Read the corpus before the run is made; the config records its source and size."""
+    corpus = _corpus(s)[0]
     if len(corpus) < 2:
         raise ValueError(f"geometry needs at least 2 texts, got {len(corpus)}")
-    config = dict(model=model, texts=str(texts) if texts else f"human:{human}", n=len(corpus),
-                  max_length=max_length, batch_size=batch_size, neural_collapse=neural_collapse,
-                  attention=attention, rank_collapse=rank_collapse, logit_lens=logit_lens,
-                  logit_lens_every=logit_lens_every, length_collapse=length_collapse)
-    run = Run(out, study="geometry", config=config, resume=resume, force=force)
-    with run.timer("load_model"):
-        lm = load_model(model, device=device)
-    run.meta(model=lm.describe())
+    return {"texts": str(s.texts) if s.texts else f"human:{s.human}", "n": len(corpus)}
+
+
+def study_stage(run, lm, s) -> None:
+    """``collapsekit geometry``: :func:`stage` on the corpus; neural collapse (next token as
+    the class, NC4 on the held-out texts) rides along the same forward pass; the embedder's
+    length-collapse curve on long news and Wikipedia documents."""
     from . import neural_collapse as nc_study
 
-    # Neural collapse rides along geometry's forward pass unless one of them is done.
-    along = (nc is not None and not run.has("nc1", section=nc_study.SECTION)
-             and not run.has("rankme", section="geometry"))
-    acc = nc_study.Accumulators(lm, corpus, max_length=max_length, **nc) if along else None
-    geo = stage(run, lm, corpus, batch_size=batch_size, max_length=max_length,
-                console=console, attention=attention, rank_collapse=rank_collapse,
-                logit_lens=logit_lens, logit_lens_every=logit_lens_every,
-                extra=[acc] if acc else [])
+    corpus, heldout = _corpus(s)
+    acc = nc_study.Accumulators(lm, corpus, max_length=s.max_length, layers=s.nc_layer,
+                                max_classes=s.nc_max_classes, min_count=s.nc_min_count
+                                ) if s.neural_collapse else None
+    geo = stage(run, lm, corpus, batch_size=s.batch_size, max_length=s.max_length,
+                attention=s.attention, rank_collapse=s.rank_collapse,
+                logit_lens=s.logit_lens, logit_lens_every=s.logit_lens_every,
+                extra=[acc] if acc else [], **({} if s.texts else {"source": s.human}))
     if acc is not None:
         acc.truncated = geo.truncated
         with run.timer("neural_collapse"):
-            acc.finish(run, lm, heldout_texts=heldout_texts or None, batch_size=batch_size,
-                       max_length=max_length, console=console)
-    elif nc is not None:
-        nc_study.stage(run, lm, corpus, heldout_texts=heldout_texts or None,
-                       batch_size=batch_size, max_length=max_length, console=console, **nc)
-    if length_collapse is not None:
+            acc.finish(run, lm, heldout_texts=heldout or None, batch_size=s.batch_size,
+                       max_length=s.max_length)
+    if s.length_collapse:
+        from ..corpora import human_texts
         from . import length_collapse as lc
 
-        opts = dict(length_collapse)
-        sources = opts.pop("sources", ("news", "wikipedia"))
-        lc.stage(run, [t for src in sources for t in human_texts(src)], console=console, **opts)
-    run.finish()
-    return render(run.path)
+        lc.stage(run, [t for src in ("news", "wikipedia") for t in human_texts(src)])

@@ -39,8 +39,6 @@ CLARIFY = "Could you tell me a bit more about what you mean?"
 ASK = 'Someone says: "{text}"\nWhat do they mean? Answer in one short sentence.'
 THRESHOLD = 0.6  # cosine of two answers with the same meaning (see docs/ambiguity.md)
 SCORINGS = ("sum", "mean")
-QUICK = dict(n_sampled=8, k=6, max_new_tokens=32)
-FULL = dict(n_sampled=None, k=10, max_new_tokens=48)
 
 
 @dataclass(frozen=True)
@@ -106,7 +104,7 @@ def _summary(run, metric: str, values, *, seed: int, **scope) -> None:
             n_items=len(values), **scope)
 
 
-def score_items(lm, items: list[Item], *, batch_size: int = 16, console=None) -> list[dict]:
+def score_items(lm, items: list[Item], *, batch_size: int = 16) -> list[dict]:
     """Per item and scoring: candidate probabilities and entropies at turns 1 and 2."""
     from ...models.scoring import chat_context, score_continuations
     from ..progress import progress_bar
@@ -120,7 +118,7 @@ def score_items(lm, items: list[Item], *, batch_size: int = 16, console=None) ->
         contexts += [chat_context(tok, second[:1], PREFIX), chat_context(tok, second, PREFIX)]
         cands += [[" " + c for c in it.candidates]] * 2
     total = sum(map(len, cands))
-    with progress_bar("ambiguity: scoring candidates", total, console) as tick:
+    with progress_bar("ambiguity: scoring candidates", total) as tick:
         scored = score_continuations(lm.model, tok, contexts, cands, batch_size=batch_size,
                                      progress=tick)
     rows = []
@@ -142,13 +140,13 @@ def score_items(lm, items: list[Item], *, batch_size: int = 16, console=None) ->
     return rows
 
 
-def two_turn_stage(run, lm, items: list[Item], *, seed: int = 0, batch_size: int = 16,
-                   console=None) -> None:
+def two_turn_stage(run, lm, items: list[Item], *, seed: int = 0, batch_size: int = 16
+                   ) -> None:
     """Candidate entropy at turns 1 and 2, entropy drop, p(intended) and top-1 accuracy."""
     if run.has("mean_candidate_entropy", section=SECTION, turn=2):
         return
     with run.timer("ambiguity_scoring"):
-        rows = score_items(lm, items, batch_size=batch_size, console=console)
+        rows = score_items(lm, items, batch_size=batch_size)
         for scoring in SCORINGS:
             rs = [r for r in rows if r["scoring"] == scoring]
             for t in (1, 2):
@@ -204,26 +202,23 @@ def _flag(text: str) -> float:
 
 
 def sampling_stage(run, lm, items: list[Item], *, k: int, max_new_tokens: int, seed: int = 0,
-                   threshold: float = THRESHOLD, batch_size: int | None = None,
-                   console=None) -> None:
+                   threshold: float = THRESHOLD, batch_size: int | None = None) -> None:
     """Interpretation entropy of k sampled answers per item vs the greedy baseline (H = 0)."""
     from dataclasses import replace
 
     from ...models.embedders import embed
-    from ...models.sampling import Decoding
+    from ...models.decoding import Decoding
     from ..diversity import sample_stage
 
     if run.has("mean_interpretation_entropy", section=SECTION, decoding="sampling"):
         return
-    check(len(items), k, max_new_tokens, threshold)
     prompts = [ASK.format(text=it.turn1) for it in items]
     dec = Decoding(temperature=1.0, max_new_tokens=max_new_tokens)
     got = {}
     for name, d, kk in (("sampling", dec, k), ("greedy", replace(dec, temperature=0.0), 1)):
         got[name] = sample_stage(run, lm, prompts, k=kk, decoding=d, seed=seed,
                                  batch_size=batch_size or max(k, min(64, k * len(items))),
-                                 console=console,
-                                 cache="ambiguity_samples.jsonl", table=None,
+                                 cache="ambiguity_samples.jsonl",
                                  label=f"ambiguity {name}")
     answers = {it.id: [s.text for s in got["sampling"] if s.prompt_id == n]
                for n, it in enumerate(items)}
@@ -256,62 +251,22 @@ def sampling_stage(run, lm, items: list[Item], *, k: int, max_new_tokens: int, s
     run.write()
 
 
-def check(n_sampled, k, max_new_tokens, threshold) -> None:
-    """ValueError unless the sampling settings and the judge threshold are usable."""
+def check(s) -> dict:
+    """Read the items and build the judge before the run is made."""
     from ...metrics import cosine_judge
 
-    for name, v, low in (("n_sampled", n_sampled, 1), ("k", k, 2),
-                         ("max_new_tokens", max_new_tokens, 1)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
-            raise ValueError(f"{name}={v!r} must be an int >= {low}")
-    cosine_judge(threshold)
+    cosine_judge(s.threshold)
+    return {"n_items": len(load_items(s.items))}
 
 
-def stage(run, lm, *, quick: bool = True, seed: int = 0, console=None, items="bundled",
-          n_sampled: int | None = None, k: int | None = None, max_new_tokens: int | None = None,
-          threshold: float = THRESHOLD, batch_size: int = 16) -> None:
-    """Both measurements into ``run`` (section "ambiguity"); parts already recorded are
-    skipped. ``quick``: the first 8 items (the bundled file mixes the categories) sampled
-    with k=6 and ≤32 new tokens (else all, k=10, 48); every item is scored either way.
-    ``items``: "bundled", a JSONL file, or a list of :class:`Item`."""
-    cfg = {**(QUICK if quick else FULL), **{key: v for key, v in (
-        ("n_sampled", n_sampled), ("k", k), ("max_new_tokens", max_new_tokens)) if v is not None}}
-    its = list(items) if not isinstance(items, (str, Path)) else load_items(items)
-    check(cfg["n_sampled"], cfg["k"], cfg["max_new_tokens"], threshold)
-    sampled = its[:cfg["n_sampled"]]
-    if console:
-        console.log(f"ambiguity: {len(its)} two-turn items, {cfg['k']} samples of "
-                    f"{len(sampled)} items")
-    _summary(run, "input_conflict_rate", [_flag(it.turn1) for it in its], seed=seed)
-    two_turn_stage(run, lm, its, seed=seed, batch_size=batch_size, console=console)
-    sampling_stage(run, lm, sampled, k=cfg["k"], max_new_tokens=cfg["max_new_tokens"],
-                   seed=seed, threshold=threshold, console=console)
-
-
-def run_ambiguity(out, *, model: str | None = None, quick: bool = False, seed: int = 0,
-                  device: str = "auto", resume: bool = False, force: bool = False,
-                  console=None, items="bundled", n_sampled: int | None = None,
-                  k: int | None = None, max_new_tokens: int | None = None,
-                  threshold: float | None = None) -> Path:
-    """``collapsekit ambiguity``: load ``model``, run :func:`stage`, render the report;
-    returns the path of index.html."""
-    from ...models.registry import DEFAULT_MODEL, load_model, resolve
-    from ...report.html import render
-    from ...results import Run
-
-    model = model or DEFAULT_MODEL
-    threshold = THRESHOLD if threshold is None else threshold
-    resolve(model)  # bad specs and item files fail before the results folder is made
-    its = load_items(items)
-    check(n_sampled, k, max_new_tokens, threshold)
-    config = dict(model=model, quick=quick, seed=seed, items=str(items), n_items=len(its),
-                  n_sampled=n_sampled, k=k, max_new_tokens=max_new_tokens,
-                  threshold=threshold)
-    run = Run(out, study="ambiguity", config=config, resume=resume, force=force)
-    with run.timer("load_model"):
-        lm = load_model(model, device=device)
-    run.meta(model=lm.describe(), seeds=[seed], samples_table="ambiguity_samples")
-    stage(run, lm, quick=quick, seed=seed, console=console, items=its, n_sampled=n_sampled,
-          k=k, max_new_tokens=max_new_tokens, threshold=threshold)
-    run.finish()
-    return render(run.path)
+def study_stage(run, lm, s) -> None:
+    """Both measurements into ``run`` (section "ambiguity"): every item is scored two-turn;
+    the first ``n_sampled`` items (the bundled file mixes the categories) are sampled k
+    times; a part already recorded (an interrupted run) is not redone."""
+    its = load_items(s.items)
+    sampled = its[:s.n_sampled]
+    _summary(run, "input_conflict_rate", [_flag(it.turn1) for it in its], seed=s.seed)
+    two_turn_stage(run, lm, its, seed=s.seed, batch_size=s.batch_size)
+    sampling_stage(run, lm, sampled, k=s.k, max_new_tokens=s.max_new_tokens, seed=s.seed,
+                   threshold=s.threshold)
+    run.meta(samples_table="ambiguity_samples")

@@ -24,9 +24,7 @@ def _cut(texts: list[str], words: int) -> list[str]:
 def stage(run, samples: list[str], human: list[str], *, seed: int = 0, n_boot: int = 200,
           max_n: int = 2) -> None:
     """Records ``js_ngram_<n>`` (n = 1..max_n) and ``js_<feature>`` for model vs human and
-    human vs human (``pair`` scope field), with bootstrap intervals; skipped on resume."""
-    if run.has("js_ngram_1", section=SECTION):
-        return
+    human vs human (``pair`` scope field), with bootstrap intervals."""
     samples = [t for t in samples if t.split()]
     m = min(len(samples), len(human) // 2)
     if m < 2:

@@ -22,12 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from ...models.perplexity import DocumentNLL, document_nll
+from ...params import check_int
 
 SECTION = "drift"
 THRESHOLD = 2.0
 SCALE = 5.0
-QUICK = dict(n=8, words=64, edits=3)
-FULL = dict(n=64, words=256, edits=5)
 
 
 def ratio_ci(a: DocumentNLL, b: DocumentNLL, *, per_token: bool, n_boot: int = 2000,
@@ -147,7 +146,7 @@ def _keep_table(run, monitor) -> None:
 
 def edit_stage(run, lm, texts: list[str], *, edits: int, layer: int | None = None,
                scale: float = SCALE, threshold: float = THRESHOLD, seed: int = 0,
-               batch_size: int = 4, console=None) -> None:
+               batch_size: int = 4) -> None:
     """Apply ``edits`` successive rank-one edits to block ``layer``'s MLP output matrix of
     ``lm`` (default: the middle block; each of size s·‖W₀‖₂ with W₀ the unedited matrix;
     edit i seeded with seed·100003 + i; the matrix is restored afterwards), measuring the
@@ -155,15 +154,14 @@ def edit_stage(run, lm, texts: list[str], *, edits: int, layer: int | None = Non
     from ...models.editing import preserved, rank_one_edit, spectral_norm
     from ..progress import progress_bar
 
-    if isinstance(edits, bool) or not isinstance(edits, int) or edits < 1:
-        raise ValueError(f"edits={edits!r} must be an int >= 1")
+    check_int("edits", edits, 1)
     layer = lm.n_layers // 2 if layer is None else layer
     todo = [s for s in range(edits + 1)
             if not run.has("drift_collapse", section=SECTION, step=s)]
     if not todo:
         return
     with run.timer("drift"), preserved(lm.model, layer), \
-            progress_bar("drift", len(todo) + 1, console) as tick:
+            progress_bar("drift", len(todo) + 1) as tick:
         monitor = DriftMonitor(lm, texts, threshold=threshold, batch_size=batch_size,
                                seed=seed)
         tick()
@@ -206,55 +204,31 @@ def compare_stage(run, lm_a, lm_b, texts: list[str], *, threshold: float = THRES
     run.write()
 
 
-def stage(run, lm, *, quick: bool = True, seed: int = 0, console=None, texts=None,
-          edits: int | None = None, layer: int | None = None, scale: float = SCALE,
-          threshold: float = THRESHOLD) -> None:
-    """Scan's drift section: ``lm`` against rank-one-edited copies of itself (edits in
-    place on one matrix, restored afterwards)."""
-    base = QUICK if quick else FULL
-    edit_stage(run, lm, reference_texts(texts, n=base["n"], words=base["words"]),
-               edits=edits or base["edits"], layer=layer, scale=scale, threshold=threshold,
-               seed=seed, console=console)
+def _texts(s) -> list[str]:
+    return reference_texts(s.texts, human=s.human, n=s.n, words=s.words)
 
 
-def run_drift(out, *, model=None, quick: bool = False, seed: int = 0, device: str = "auto",
-              resume: bool = False, force: bool = False, console=None, edits: int | None = None,
-              layer: int | None = None, scale: float = SCALE, threshold: float = THRESHOLD,
-              texts=None, human: str = "wikipedia", n: int | None = None,
-              words: int | None = None, batch_size: int = 4) -> Path:
-    """``collapsekit drift``: ``model`` is one spec (edit mode: ``edits`` successive
-    rank-one edits, default 3 quick / 5 full) or two specs [A, B] (B against A)."""
-    from ...models.registry import DEFAULT_MODEL, load_model, resolve
-    from ...report.html import render
-    from ...results import Run
+def check(s) -> dict:
+    """Read the corpus; one model (edit mode) or two (B against A)."""
+    if len(s.model) > 2:
+        raise ValueError(f"give one --model (edit mode) or two (B against A), not "
+                         f"{len(s.model)}")
+    if not s.threshold > 1:
+        raise ValueError(f"threshold={s.threshold!r} must be > 1 (a ratio of perplexities)")
+    return {"texts": str(s.texts) if s.texts else f"human:{s.human}", "n": len(_texts(s)),
+            "mode": "edit" if len(s.model) == 1 else "compare"}
 
-    specs = [model] if isinstance(model, str) else list(model or [DEFAULT_MODEL])
-    if len(specs) > 2:
-        raise ValueError(f"give one --model (edit mode) or two (B against A), not {len(specs)}")
-    if len(specs) == 2 and edits is not None:
-        raise ValueError("--edits applies to one model: give one --model, or drop --edits")
-    for spec in specs:
-        resolve(spec)
-    if not threshold > 1:
-        raise ValueError(f"threshold={threshold!r} must be > 1 (a ratio of perplexities)")
-    base = QUICK if quick else FULL
-    corpus = reference_texts(texts, human=human, n=n or base["n"], words=words or base["words"])
-    edits = (edits or base["edits"]) if len(specs) == 1 else None
-    config = dict(models=specs, quick=quick, seed=seed, edits=edits, layer=layer,
-                  scale=scale if edits else None, threshold=threshold,
-                  texts=str(texts) if texts else f"human:{human}", n=len(corpus),
-                  words=words or base["words"], batch_size=batch_size)
-    run = Run(out, study="drift", config=config, resume=resume, force=force)
-    with run.timer("load_model"):
-        lms = [load_model(s, device=device) for s in specs]
-    run.meta(model=lms[0].describe(), seeds=[seed])
-    if len(lms) == 2:
-        run.meta(model_b=lms[1].describe())
-        compare_stage(run, lms[0], lms[1], corpus, threshold=threshold, seed=seed,
-                      batch_size=batch_size)
+
+def study_stage(run, models, s) -> None:
+    """``collapsekit drift``: one model against rank-one-edited copies of itself (edits in
+    place on one matrix, restored afterwards), or model B against model A."""
+    texts = _texts(s)
+    if len(models.specs) == 2:
+        lm_a = models.load(models.specs[0])
+        lm_b = models.load(models.specs[1])
+        compare_stage(run, lm_a, lm_b, texts, threshold=s.threshold, seed=s.seed,
+                      batch_size=s.batch_size)
     else:
-        edit_stage(run, lms[0], corpus, edits=edits, layer=layer, scale=scale,
-                   threshold=threshold, seed=seed, batch_size=batch_size, console=console)
-    run.finish()
-    return render(run.path)
-
+        edit_stage(run, models.load(models.specs[0]), texts, edits=s.edits,
+                   layer=s.edit_layer, scale=s.edit_scale, threshold=s.threshold,
+                   seed=s.seed, batch_size=s.batch_size)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -44,38 +43,6 @@ ASK = {"direct": "Answer with only the number.",
        "babble": "Do not solve it yet: first describe today's weather in a few sentences."}
 TABLE = "intention_items"
 _INT = re.compile(r"-?\d+")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """``n_items``: first N problems (None: all); ``probe_layers``: that many evenly spaced
-    layers for the probe (None: every layer); ``batch_size``: rows per readout forward;
-    ``sample_batch``: rows per forward while generating reasoning and babble."""
-
-    n_items: int | None = None
-    cot_tokens: int = 128
-    answer_tokens: int = 8
-    top_k: int = 100
-    folds: int = 5
-    probe_layers: int | None = None
-    batch_size: int = 16
-    sample_batch: int = 48
-
-    @classmethod
-    def make(cls, quick: bool, **overrides) -> "Settings":
-        base = dict(n_items=24, cot_tokens=48, probe_layers=4) if quick else {}
-        return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
-
-    def validate(self) -> None:
-        for name in ("cot_tokens", "answer_tokens", "top_k", "batch_size", "sample_batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        if self.folds < 2:
-            raise ValueError(f"folds={self.folds} must be >= 2")
-        if self.n_items is not None and self.n_items < 2:
-            raise ValueError(f"n_items={self.n_items}: use at least 2 problems")
-        if self.probe_layers is not None and self.probe_layers < 1:
-            raise ValueError(f"probe_layers={self.probe_layers} must be >= 1 or None (all)")
 
 
 def load_problems(path: str | Path | None = None) -> list[dict]:
@@ -145,11 +112,12 @@ def _user(question: str, regime: str) -> str:
     return f"{question}\n{ASK[regime]}"
 
 
-def generate_stage(run, lm, problems, s: Settings, *, seed: int, console=None) -> dict:
+def generate_stage(run, lm, problems, s, *, seed: int) -> dict:
     """Greedy CoT and babble text per problem (cached in ``run``); returns
     ``{(regime, id): (text, n_tokens)}`` with babble cut to the item's CoT length."""
     from ...models.readout import chat_text
-    from ...models.sampling import Decoding, sample
+    from ...models.decoding import Decoding
+    from ...models.sampling import sample
     from ..progress import progress_bar
 
     chat = bool(getattr(lm.tokenizer, "chat_template", None))
@@ -159,7 +127,7 @@ def generate_stage(run, lm, problems, s: Settings, *, seed: int, console=None) -
         prompts = [(key, chat_text(lm.tokenizer, text, chat=False)) for key, text in prompts]
     decoding = Decoding(temperature=0, max_new_tokens=s.cot_tokens, chat=chat)
     with run.timer("intention_generation"), \
-            progress_bar("intention: reasoning and babble", len(prompts), console) as tick:
+            progress_bar("intention: reasoning and babble", len(prompts)) as tick:
         samples = sample(lm.model, lm.tokenizer, [(f"{r}:{i}", t) for (r, i), t in prompts],
                          k=1, decoding=decoding, seed=seed, model_key=lm.weight_hash,
                          cache=run.file("intention/generations.jsonl"),
@@ -195,7 +163,7 @@ def _mean_ci(run, metric: str, values, *, seed: int, regime: str, **extra) -> No
             n_items=len(values), **extra)
 
 
-def score_regime(run, r, problems, regime: str, s: Settings, *, seed: int, generated: dict,
+def score_regime(run, r, problems, regime: str, s, *, seed: int, generated: dict,
                  probe_layers: list[int]) -> list[dict]:
     """Records of one regime from its readout ``r``; returns the per-item table rows."""
     h_full = intention_entropy(r.logits, kind="logits")
@@ -234,66 +202,39 @@ def score_regime(run, r, problems, regime: str, s: Settings, *, seed: int, gener
                                                 r.n_tokens, r.continuation)]
 
 
-def stage(run, lm, *, quick: bool = True, seed: int = 0, console=None,
-          problems: str | Path | None = None, settings: Settings | None = None) -> None:
-    """The intention stage: adds the section's records and the ``intention_items`` table to
-    ``run``; regimes already recorded are skipped (resume). ``problems``: a JSONL file
-    (default: bundled); ``settings``: overrides :meth:`Settings.make` for ``quick``."""
+def check(s) -> dict:
+    """Read the problems before the run is made."""
+    return {"problems": str(s.problems or "bundled"),
+            "n_items": len(load_problems(s.problems)[:s.n_items])}
+
+
+def study_stage(run, lm, s) -> None:
+    """The intention study: adds the section's records and the ``intention_items`` table to
+    ``run``; regimes already recorded (an interrupted run) are not redone. ``s``: the
+    registry's settings (problems, n_items, cot_tokens, answer_tokens, top_k, folds,
+    probe_layers, batch_size, sample_batch, seed)."""
     from ...models.readout import readout
     from ..progress import progress_bar
 
-    s = settings or Settings.make(quick)
-    s.validate()
+    seed = s.seed
     todo = [r for r in REGIMES if not run.has("accuracy", section=SECTION, regime=r)]
-    if not todo:
-        return
-    items = load_problems(problems)[:s.n_items]
+    items = load_problems(s.problems)[:s.n_items]
     rows = []
     if TABLE in run.to_dict()["tables"]:  # rows of the regimes a resumed run already has
         cols = run.read_table(TABLE)
         rows = [row for row in (dict(zip(cols, v)) for v in zip(*cols.values()))
                 if row["regime"] not in todo]
-    generated = generate_stage(run, lm, items, s, seed=seed, console=console)
+    generated = generate_stage(run, lm, items, s, seed=seed)
     for regime in todo:
         texts = readout_texts(lm.tokenizer, items, regime, generated)
         with run.timer(f"intention_{regime}"):
-            with progress_bar(f"intention: {regime} readout", len(texts), console) as tick:
+            with progress_bar(f"intention: {regime} readout", len(texts)) as tick:
                 r = readout(lm.model, lm.tokenizer, texts, max_new_tokens=s.answer_tokens,
                             batch_size=s.batch_size, progress=tick)
             layers = probe_layer_indices(len(r.layer_names), s.probe_layers)
             rows += score_regime(run, r, items, regime, s, seed=seed, generated=generated,
                                  probe_layers=layers)
-        run.meta(intention=dict(asdict(s), problems=str(problems or "bundled"),
+        run.meta(intention=dict(s, problems=str(s.problems or "bundled"),
                                 n_items=len(items), cue=CUE, regimes=list(REGIMES)))
         run.table(TABLE, sorted(rows, key=lambda x: (REGIMES.index(x["regime"]), x["id"])))
         run.write()
-
-
-def run_intention(out, *, model: str | None = None, quick: bool = False, seed: int = 0,
-                  device: str = "auto", resume: bool = False, force: bool = False,
-                  console=None, problems: str | Path | None = None,
-                  n_items: int | None = None, cot_tokens: int | None = None,
-                  batch_size: int | None = None) -> Path:
-    """``collapsekit intention``: run the stage on ``model`` into ``out`` and render the
-    report; returns the path of ``index.html``."""
-    from ...models.registry import DEFAULT_MODEL, load_model, resolve
-    from ...report.html import render
-    from ...results import Run
-
-    model = model or DEFAULT_MODEL
-    s = Settings.make(quick, n_items=n_items, cot_tokens=cot_tokens, batch_size=batch_size)
-    s.validate()
-    resolve(model)
-    load_problems(problems)  # a bad file fails before the results folder is made
-    config = dict(model=model, quick=quick, seed=seed,
-                  problems=str(problems) if problems else "bundled", **asdict(s))
-    run = Run(out, study="intention", config=config, resume=resume, force=force)
-    with run.timer("load_model"):
-        lm = load_model(model, device=device)
-    run.meta(model=lm.describe(), seeds=[seed])
-    if console:
-        console.log(f"loaded {model} ({lm.n_layers} layers, d={lm.hidden_size}) on "
-                    f"{lm.device}")
-    stage(run, lm, quick=quick, seed=seed, console=console, problems=problems, settings=s)
-    run.finish()
-    return render(run.path)

@@ -24,11 +24,11 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ...params import check_int
 from ...stats.bootstrap import bootstrap_mean_ci
 
 SECTION = "passkey"
@@ -37,9 +37,6 @@ NEEDLE = "The pass key is {key}. Remember it. {key} is the pass key."
 QUESTION = "What is the pass key? The pass key is"
 REPEAT = ("The grass is green. The sky is blue. The sun is yellow. Here we go. "
           "There and back again.")  # Mohtashami & Jaggi's filler, for --filler repeat
-QUICK = dict(lengths=(128, 256, 512, 1024), depths=(0.0, 0.5, 1.0), trials=1)
-FULL = dict(lengths=(256, 512, 1024, 2048, 4096, 8192), depths=(0.0, 0.25, 0.5, 0.75, 1.0),
-            trials=4)
 THRESHOLD = 0.5
 
 
@@ -84,8 +81,7 @@ def make_trials(tokenizer, sentences: list[str], *, lengths, depths, trials: int
     offsets come from ``numpy.random.default_rng([seed, length, depth·1000, trial])``."""
     if not sentences:
         raise ValueError("no filler sentences: give a non-empty filler source")
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise ValueError(f"trials={trials!r} must be an int >= 1")
+    check_int("trials", trials, 1)
     if not depths or any(not 0 <= d <= 1 for d in depths):
         raise ValueError(f"depths must be numbers in [0, 1], got {depths!r}")
     enc = tokenizer([" " + s for s in sentences], add_special_tokens=False)["input_ids"]
@@ -194,38 +190,32 @@ def _done_rows(run) -> list[dict]:
     return [dict(zip(cols, vals)) for vals in zip(*cols.values())]
 
 
-def stage(run, lm, *, quick: bool = True, seed: int = 0, console=None, lengths=None,
-          depths=None, trials: int | None = None, threshold: float = THRESHOLD,
-          filler: str = "wikipedia", max_new_tokens: int = 8, chunk: int = 512,
-          batch_tokens: int = 4096) -> None:
+def study_stage(run, lm, s) -> None:
     """Passkey records into ``run`` (section "passkey"); trials already in the run's
-    ``passkey_trials`` table are not rerun; skipped when the summary is there."""
+    ``passkey_trials`` table (an interrupted run) are not rerun."""
     from ...models.longcontext import context_length
     from ..progress import progress_bar
 
-    if run.has("passkey_collapse_length", section=SECTION):
-        return
-    base = QUICK if quick else FULL
     ctx = context_length(lm.model)
-    limit = ctx - max_new_tokens if ctx else None
-    lens, over = clamp_lengths(list(lengths or base["lengths"]), limit)
+    limit = ctx - s.max_new_tokens if ctx else None
+    lens, over = clamp_lengths(list(s.lengths), limit)
     if over:
         run.meta(passkey_clamped={"requested": over, "limit": limit})
-    sentences = filler_sentences(filler, words=2 * max(lens))
-    todo = make_trials(lm.tokenizer, sentences, lengths=lens,
-                       depths=tuple(depths or base["depths"]),
-                       trials=trials or base["trials"], seed=seed)
+    sentences = filler_sentences(s.filler, words=2 * max(lens))
+    todo = make_trials(lm.tokenizer, sentences, lengths=lens, depths=s.depths,
+                       trials=s.trials, seed=s.seed)
     rows = _done_rows(run)
     seen = {(r["length"], r["depth"], r["trial"]) for r in rows}
     todo = [t for t in todo if (t.length, t.depth, t.trial) not in seen]
-    answer = model_answer(lm, max_new_tokens=max_new_tokens, chunk=chunk)
-    with run.timer("passkey"), progress_bar("passkey", len(todo), console) as tick:
+    answer = model_answer(lm, max_new_tokens=s.max_new_tokens, chunk=s.chunk)
+    with progress_bar("passkey", len(todo)) as tick:
         for L in lens:
             batch = [t for t in todo if t.length == L]
             if batch:
-                rows += score(answer, batch, batch_tokens=batch_tokens, progress=tick)
+                rows += score(answer, batch, batch_tokens=s.batch_tokens, progress=tick)
                 run.table("passkey_trials", rows)
-    _record(run, summarise(rows, threshold=threshold, seed=seed), threshold, over, limit)
+    _record(run, summarise(rows, threshold=s.threshold, seed=s.seed), s.threshold, over,
+            limit)
     run.write()
 
 
@@ -244,36 +234,3 @@ def _record(run, summ: dict, threshold: float, over: list, limit) -> None:
         note += ("; " if note else "") + f"lengths {over} clamped to the context ({limit})"
     run.add("passkey_collapse_length", summ["collapse_length"], section=SECTION,
             threshold=threshold, **({"note": note} if note else {}))
-
-
-def run_passkey(out, *, model: str | None = None, quick: bool = False, seed: int = 0,
-                device: str = "auto", resume: bool = False, force: bool = False,
-                console=None, lengths=None, depths=None, trials: int | None = None,
-                threshold: float = THRESHOLD, filler: str = "wikipedia",
-                max_new_tokens: int = 8, chunk: int = 512, batch_tokens: int = 4096) -> Path:
-    """``collapsekit passkey``: make the run, load ``model``, run :func:`stage`, render;
-    returns the path of index.html."""
-    from ...models.registry import DEFAULT_MODEL, load_model, resolve
-    from ...report.html import render
-    from ...results import Run
-
-    model = model or DEFAULT_MODEL
-    resolve(model)
-    if filler not in ("news", "wikipedia", "kjv", "repeat"):
-        raise ValueError(f"unknown filler {filler!r}: use news, wikipedia, kjv or repeat")
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold={threshold!r} must be in (0, 1]")
-    base = QUICK if quick else FULL
-    config = dict(model=model, quick=quick, seed=seed, lengths=list(lengths or base["lengths"]),
-                  depths=list(depths or base["depths"]), trials=trials or base["trials"],
-                  threshold=threshold, filler=filler, max_new_tokens=max_new_tokens,
-                  chunk=chunk, batch_tokens=batch_tokens)
-    run = Run(out, study="passkey", config=config, resume=resume, force=force)
-    with run.timer("load_model"):
-        lm = load_model(model, device=device)
-    run.meta(model=lm.describe(), seeds=[seed])
-    stage(run, lm, quick=quick, seed=seed, console=console, lengths=lengths, depths=depths,
-          trials=trials, threshold=threshold, filler=filler, max_new_tokens=max_new_tokens,
-          chunk=chunk, batch_tokens=batch_tokens)
-    run.finish()
-    return render(run.path)

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from ...metrics.tokenization import ERROR_KINDS, KINDS, PHANTOM_KINDS, classify_edit
 from ...models import tokenization as tk
-from ...models.registry import DEFAULT_MODEL
 from ...stats.bootstrap import bootstrap_mean_ci
 from ..progress import progress_bar
 
@@ -33,15 +32,6 @@ REPLACEMENTS = ("apple", "river", "window", "yellow", "garden", "music", "silver
 PROMPT = ('Replace the word "{word}" with "{replacement}" in the sentence below and change '
           "nothing else. Reply with the new sentence only.\n\n{sentence}")
 _ABBREVIATION = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Gen|Lt|Col|No|Prof|[A-Z])\.$")
-QUICK = {"n_texts": 200, "n_probes": 16, "max_new_tokens": 48, "max_words": 16}
-FULL = {"n_texts": None, "n_probes": 128, "max_new_tokens": 96, "max_words": 24}
-
-
-def settings(quick: bool, **overrides) -> dict:
-    """QUICK or FULL with the overrides that are not None."""
-    return {**(QUICK if quick else FULL), **{k: v for k, v in overrides.items() if v is not None}}
-
-
 # 1. non-unique encodings -----------------------------------------------------------------
 def corpus_units(tokenizer, texts):
     """Word types of ``texts`` with their counts (:func:`tokenization.word_units`); a clear
@@ -179,13 +169,13 @@ def classify_case(tokenizer, vocab, case: dict, sample) -> dict:
             "canonical_ids": canonical}
 
 
-def run_probe(run, lm, cases: list[dict], *, seed: int, max_new_tokens: int,
-              console=None) -> list[dict]:
+def run_probe(run, lm, cases: list[dict], *, seed: int, max_new_tokens: int) -> list[dict]:
     """Greedy chat answers for ``cases`` (cached in the run folder) classified per case."""
-    from ...models.sampling import Decoding, sample
+    from ...models.decoding import Decoding
+    from ...models.sampling import sample
 
     prompts = [(c["case_id"], PROMPT.format(**c)) for c in cases]
-    with progress_bar("tokenizer: replacement probe", len(prompts), console) as tick:
+    with progress_bar("tokenizer: replacement probe", len(prompts)) as tick:
         samples = sample(lm.model, lm.tokenizer, prompts, k=1, seed=seed, model_key=lm.spec,
                          decoding=Decoding(temperature=0, max_new_tokens=max_new_tokens),
                          cache=run.file("samples/tokenizer_probe.jsonl"), progress=tick,
@@ -195,13 +185,11 @@ def run_probe(run, lm, cases: list[dict], *, seed: int, max_new_tokens: int,
 
 
 # stages ----------------------------------------------------------------------------------
-def search_stage(run, tokenizer, texts, *, console=None) -> None:
+def search_stage(run, tokenizer, texts) -> None:
     """Non-unique search records and the table ``tokenizer_word_types``."""
-    if run.has("nonunique_word_type_rate", section=SECTION, kind="any"):
-        return
     with run.timer("tokenizer_search"):
         units = corpus_units(tokenizer, texts)
-        with progress_bar("tokenizer: non-unique encodings", len(units), console) as tick:
+        with progress_bar("tokenizer: non-unique encodings", len(units)) as tick:
             rows, summary = nonunique_search(tokenizer, units, progress=tick)
         run.table("tokenizer_word_types", rows)
         run.meta(tokenizer={"scheme": tk.scheme(tokenizer), "vocab_size": len(tokenizer)})
@@ -217,14 +205,11 @@ def search_stage(run, tokenizer, texts, *, console=None) -> None:
 
 
 def probe_stage(run, lm, texts, *, n_probes: int, max_new_tokens: int, max_words: int = 24,
-                seed: int = 0, console=None) -> None:
+                seed: int = 0) -> None:
     """Replacement-probe records and the table ``tokenizer_probe``."""
-    if run.has("phantom_edit_rate", section=SECTION, kind="any"):
-        return
     with run.timer("tokenizer_probe"):
         cases = probe_cases(texts, n_probes, seed=seed, max_words=max_words)
-        rows = run_probe(run, lm, cases, seed=seed, max_new_tokens=max_new_tokens,
-                         console=console)
+        rows = run_probe(run, lm, cases, seed=seed, max_new_tokens=max_new_tokens)
         run.table("tokenizer_probe", rows)
         run.add("probe_cases", len(rows), section=SECTION)
         labels = [r["label"] for r in rows]
@@ -240,55 +225,28 @@ def probe_stage(run, lm, texts, *, n_probes: int, max_new_tokens: int, max_words
     run.write()
 
 
-def stage(run, lm, *, quick: bool = True, seed: int = 0, console=None, texts=None,
-          n_texts: int | None = None, n_probes: int | None = None,
-          max_new_tokens: int | None = None, max_words: int | None = None,
-          probe: bool = True) -> None:
-    """Both parts on an open run with a loaded model; parts already in the run are skipped.
-    ``texts``: the corpus (default: the bundled news texts); ``max_words``: longest probe
-    sentence in words."""
-    from ...corpora import human_texts
-
-    opts = settings(quick, n_texts=n_texts, n_probes=n_probes, max_new_tokens=max_new_tokens,
-                    max_words=max_words)
-    corpus = list(texts) if texts is not None else human_texts("news")
-    corpus = corpus[:opts["n_texts"]]
-    search_stage(run, lm.tokenizer, corpus, console=console)
-    if probe:
-        probe_stage(run, lm, corpus, n_probes=opts["n_probes"], seed=seed, console=console,
-                    max_new_tokens=opts["max_new_tokens"], max_words=opts["max_words"])
-
-
-def run_tokenizer(out, *, model: str = DEFAULT_MODEL, texts=None, human: str = "news",
-                  n_texts: int | None = None, n_probes: int | None = None,
-                  max_new_tokens: int | None = None, probe: bool = True, quick: bool = False,
-                  seed: int = 0, device: str = "auto", resume: bool = False,
-                  force: bool = False, console=None) -> Path:
-    """``collapsekit tokenizer``: the study into ``out``; returns the path of index.html.
-    ``probe=False`` runs the non-unique search only and loads the tokenizer, not the
-    weights. ``texts``: a text file (one per line, or JSONL) instead of human text."""
+def _corpus(s) -> list[str]:
     from ...corpora import human_texts
     from ...io import read_texts
-    from ...models.registry import load_model, resolve
-    from ...report.html import render
-    from ...results import Run
 
-    resolve(model)  # a bad spec fails before the results folder is made
-    corpus = read_texts(texts) if texts else human_texts(human)
-    opts = settings(quick, n_texts=n_texts, n_probes=n_probes, max_new_tokens=max_new_tokens)
-    config = {"model": model, "texts": str(texts) if texts else f"human:{human}",
-              "probe": probe, "seed": seed, **opts}
-    run = Run(out, study="tokenizer", config=config, resume=resume, force=force)
-    run.meta(seeds=[seed])
-    if probe:
-        with run.timer("load_model"):
-            lm = load_model(model, device=device)
-        run.meta(model=lm.describe())
-        stage(run, lm, quick=quick, seed=seed, console=console, texts=corpus, **opts)
-    else:
-        with run.timer("load_tokenizer"):
-            tokenizer = tk.load_tokenizer(model)
-        run.meta(model={"spec": model, "tokenizer_only": True})
-        search_stage(run, tokenizer, corpus[:opts["n_texts"]], console=console)
-    run.finish()
-    return render(run.path)
+    return (read_texts(s.texts) if s.texts else human_texts(s.human))[:s.n_texts]
+
+
+def check(s) -> dict:
+    """Read the corpus before the run is made."""
+    return {"texts": str(s.texts) if s.texts else f"human:{s.human}",
+            "n_texts": len(_corpus(s))}
+
+
+def study_stage(run, lm, s) -> None:
+    """The non-unique search, and unless ``probe`` is off the replacement probe (with
+    ``probe`` off ``lm`` is None: only the tokenizer is loaded)."""
+    corpus = _corpus(s)
+    if not s.probe:
+        tokenizer = tk.load_tokenizer(s.model)
+        run.meta(model={"spec": s.model, "tokenizer_only": True})
+        search_stage(run, tokenizer, corpus)
+        return
+    search_stage(run, lm.tokenizer, corpus)
+    probe_stage(run, lm, corpus, n_probes=s.n_probes, seed=s.seed,
+                max_new_tokens=s.max_new_tokens, max_words=s.max_words)

@@ -8,47 +8,11 @@ stream of that (seed, generation).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
-
-
-@dataclass(frozen=True)
-class Param:
-    """A learner parameter: type (int, float, bool, str), default, doc, and optional
-    ``choices`` or lower bound ``low`` (inclusive)."""
-
-    kind: type
-    default: Any
-    doc: str
-    choices: tuple = ()
-    low: float | None = None
-
-    def parse(self, learner: str, name: str, raw) -> Any:
-        where = f"--param {name}={raw} for learner {learner!r}"
-        if self.kind is bool:
-            if isinstance(raw, bool):
-                return raw
-            if str(raw).lower() in _TRUE | _FALSE:
-                return str(raw).lower() in _TRUE
-            raise ValueError(f"{where}: expected true or false")
-        try:
-            value = self.kind(raw)
-            if self.kind is int and isinstance(raw, float) and raw != int(raw):
-                raise ValueError
-        except (TypeError, ValueError):
-            what = {int: "an integer", float: "a number"}.get(self.kind, "text")
-            raise ValueError(f"{where}: expected {what}") from None
-        if self.kind is float and not np.isfinite(value):
-            raise ValueError(f"{where}: expected a finite number")
-        if self.choices and value not in self.choices:
-            raise ValueError(f"{where}: choose one of {', '.join(map(str, self.choices))}")
-        if self.low is not None and value < self.low:
-            raise ValueError(f"{where}: must be at least {self.low:g}")
-        return value
+from ....params import Param, parse_params
 
 
 class Learner:
@@ -64,13 +28,7 @@ class Learner:
     has_verifier: ClassVar[bool] = False
 
     def __init__(self, params: dict | None = None):
-        params = dict(params or {})
-        unknown = sorted(set(params) - set(self.PARAMS))
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for learner "
-                             f"{self.name!r}: it takes {', '.join(self.PARAMS) or 'none'}")
-        self.p = {k: spec.parse(self.name, k, params[k]) if k in params else spec.default
-                  for k, spec in self.PARAMS.items()}
+        self.p = parse_params(f"learner {self.name!r}", self.PARAMS, params)
         self.check()
 
     def check(self) -> None:
