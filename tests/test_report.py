@@ -7,6 +7,7 @@ import re
 import pytest
 
 from collapsekit.errors import InputFileError
+from collapsekit.metrics import CATALOG
 from collapsekit.report import plots
 from collapsekit.report.html import _heatmap_data, _line_data, render
 from collapsekit.results import Run
@@ -162,13 +163,19 @@ def test_metric_info_and_labels():
     for name in ("rankme", "matrix_entropy_rank", "anisotropy", "participation_ratio",
                  "alpha_req", "distinct_1", "distinct_2", "distinct_3", "mean_pairwise_cosine",
                  "semantic_spread", "vendi_score", "self_bleu"):
-        info = plots.METRIC_INFO[name]
+        info = plots.metric_info(name)
         assert info["collapse"] in ("low", "high") and info["label"] and info["doc"]
+        assert info["label"] == CATALOG[name].label and info["doc"] == CATALOG[name].doc
     assert plots.metric_label("rankme") == "RankMe  (lower = more collapsed)"
     assert plots.metric_label("anisotropy").endswith("(higher = more collapsed)")
     assert plots.metric_label("unknown_metric") == "unknown_metric"
     assert plots.metric_info("mean_self_bleu")["collapse"] == "high"
-    assert plots.metric_info("min_rankme_layer") == {}
+    assert plots.metric_info("unknown_metric") == {}
+    assert plots.metric_info("min_unknown_metric") == {}
+    # its own entry (a layer index, no direction), not min_ of a metric "rankme_layer"
+    assert plots.metric_info("min_rankme_layer")["collapse"] is None
+    assert plots.metric_label("min_rankme_layer") == "layer of lowest RankMe"
+    assert plots.metric_info("geodesic_distance_to_anchor")["scale"] == "log"
 
 
 def test_all_missing_values_and_empty_run(tmp_path):

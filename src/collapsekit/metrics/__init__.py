@@ -3,6 +3,7 @@
 from .ambiguity import detect_conflicts, state_entropy
 from .attention import (AttentionEntropy, attention_entropy,
                         attention_entropy_from_sums)
+from .catalog import CATALOG
 from .consensus import (compliance, hash_collisions, jaccard, mean_pairwise_jaccard,
                         vocabulary_entropy, von_neumann_entropy)
 from .divergence import js_divergence, js_divergence_ci, stylometric_divergence
@@ -21,6 +22,7 @@ from .uncertainty import (cosine_judge, degmat, eigv, num_distinct_classes, num_
                           semantic_classes, semantic_entropy)
 
 __all__ = [
+    "CATALOG",
     "classify_edit", "compliance", "detect_conflicts", "hash_collisions", "intention_entropy",
     "jaccard", "mean_pairwise_jaccard", "probe_auroc", "state_entropy", "vocabulary_entropy",
     "von_neumann_entropy",

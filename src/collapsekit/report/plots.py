@@ -8,8 +8,11 @@ switch, so rendering a report inside a notebook does not disturb the user's plot
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import numbers
+
+from collapsekit.metrics.catalog import lookup
 
 DPI = 110
 # Okabe & Ito (2008) colour-blind-safe palette, strongest contrasts first (yellow last).
@@ -24,165 +27,13 @@ STYLE = {
     "image.cmap": "viridis", "text.parse_math": False,  # labels may hold '$' from users
     "svg.fonttype": "none",
 }
-# label: axis text; collapse: the direction that means more collapse (absent: none);
-# doc: one line; scale: "log" draws line plots on a log axis when every value is > 0.
-METRIC_INFO = {
-    "rankme": {"label": "RankMe", "collapse": "low", "doc":
-               "exp of the entropy of the normalised singular values of the N×D "
-               "representations (Garrido et al. 2023); at most min(N, D)."},
-    "matrix_entropy_rank": {"label": "matrix-entropy rank", "collapse": "low", "doc":
-                            "exp of the entropy of the normalised covariance eigenvalues "
-                            "(effective rank, Roy & Vetterli 2007)."},
-    "anisotropy": {"label": "anisotropy (mean cosine)", "collapse": "high", "doc":
-                   "mean cosine similarity over all distinct pairs of representations "
-                   "(Ethayarajh 2019); 1 = all vectors point the same way."},
-    "participation_ratio": {"label": "participation ratio", "collapse": "low", "doc":
-                            "(Σλ)² / Σλ² of the covariance eigenvalues: the number of "
-                            "dimensions the variance is spread over."},
-    "alpha_req": {"label": "α-ReQ (spectral decay)", "collapse": "high", "doc":
-                  "power-law exponent of the eigenvalue decay (Agrawal et al. 2022); "
-                  "larger α = variance in fewer directions."},
-    "distinct_1": {"label": "distinct-1", "collapse": "low", "doc":
-                   "unique unigrams / all unigrams over the samples (Li et al. 2016)."},
-    "distinct_2": {"label": "distinct-2", "collapse": "low", "doc":
-                   "unique bigrams / all bigrams over the samples (Li et al. 2016)."},
-    "distinct_3": {"label": "distinct-3", "collapse": "low", "doc":
-                   "unique trigrams / all trigrams over the samples (Li et al. 2016)."},
-    "mean_pairwise_cosine": {"label": "mean pairwise cosine", "collapse": "high", "doc":
-                             "mean cosine similarity between the sample embeddings; "
-                             "1 = every sample means the same."},
-    "semantic_spread": {"label": "semantic spread", "collapse": "low", "doc":
-                        "1 − mean pairwise cosine of the sample embeddings; "
-                        "0 = every sample means the same."},
-    "vendi_score": {"label": "Vendi score", "collapse": "low", "doc":
-                    "exp of the entropy of the eigenvalues of K/n (Friedman & Dieng "
-                    "2023): the effective number of distinct samples."},
-    "self_bleu": {"label": "Self-BLEU", "collapse": "high", "doc":
-                  "mean BLEU of each sample against all the others (Zhu et al. 2018); "
-                  "1 = the samples repeat each other."},
-    # human-vs-model divergence (metrics/divergence.py)
-    "js_ngram_1": {"label": "JS divergence, unigrams (bits)", "collapse": "high", "doc":
-                   "Jensen-Shannon divergence between pooled word distributions, in [0, 1]."},
-    "js_ngram_2": {"label": "JS divergence, bigrams (bits)", "collapse": "high", "doc":
-                   "Jensen-Shannon divergence between pooled bigram distributions."},
-    "js_sentence_length": {"label": "JS divergence, sentence length", "collapse": "high",
-                           "doc": "JS between sentence-length distributions (pooled-quantile "
-                                  "bins)."},
-    "js_type_token_ratio": {"label": "JS divergence, type-token ratio", "collapse": "high",
-                            "doc": "JS between per-text type-token-ratio distributions."},
-    "js_punctuation_rate": {"label": "JS divergence, punctuation rate", "collapse": "high",
-                            "doc": "JS between per-text punctuation-rate distributions."},
-    # agents (studies/agents.py)
-    "jaccard_to_anchor": {"label": "Jaccard to anchor", "collapse": "high", "doc":
-                          "mean over agents of |A∩W|/|A∪W| of the anchor's and the agent's "
-                          "word sets (Asymptotic Semantic Collapse)."},
-    "cosine_to_anchor": {"label": "cosine to anchor", "collapse": "high", "doc":
-                         "mean embedding cosine (MiniLM) between each agent's text and the "
-                         "anchor's."},
-    "compliance": {"label": "compliance", "collapse": "high", "doc":
-                   "mean fraction of the anchor's explicit constraints each agent satisfies."},
-    "hash_collisions": {"label": "hash collisions", "collapse": "high", "doc":
-                        "agents whose normalised text equals another agent's."},
-    "hash_collision_fraction": {"label": "hash-collision fraction", "collapse": "high",
-                                "doc": "hash collisions / number of agents."},
-    "anchor_copy_fraction": {"label": "anchor copies", "collapse": "high", "doc":
-                             "fraction of agents whose normalised text equals the anchor's."},
-    "mean_pairwise_jaccard": {"label": "mean pairwise Jaccard", "collapse": "high", "doc":
-                              "mean word-set Jaccard over all pairs of agents."},
-    "vocabulary_entropy": {"label": "vocabulary entropy (bits)", "collapse": "low", "doc":
-                           "Shannon entropy of the pooled word distribution of all agents."},
-    "state_entropy": {"label": "state entropy (bits)", "collapse": "low", "doc":
-                      "von Neumann entropy of (1/P)Σ x̂x̂ᵀ over the agents' unit vectors; "
-                      "0 = all agents point the same way."},
-    "geodesic_distance_to_anchor": {"label": "geodesic distance to anchor (rad)",
-                                    "collapse": "low", "scale": "log", "doc":
-                                    "mean great-circle distance of the agents to the anchor."},
-    "endpoint_gap": {"label": "endpoint gap (rad)", "collapse": "low", "doc":
-                     "mean distance between the smooth and noisy runs' final states; "
-                     "0 = path independence."},
-    # intention (studies/probes/intention.py)
-    "intention_entropy": {"label": "H_int (bits)", "collapse": "low", "doc":
-                          "entropy of the next-token distribution just before the answer, "
-                          "full vocabulary (Intention Collapse)."},
-    "intention_entropy_top100": {"label": "H_int, top-100 renormalised (bits)",
-                                 "collapse": "low", "doc": "as the paper's code computes it."},
-    "dim_eff": {"label": "dim_eff (90% variance)", "collapse": "low", "doc":
-                "fewest principal components holding 90% of the variance."},
-    "probe_auroc": {"label": "probe AUROC (Recov)", "collapse": "low", "doc":
-                    "held-out AUROC of a linear probe predicting correctness from the hidden "
-                    "state; 0.5 = nothing recoverable."},
-    "entropy_auroc": {"label": "AUROC of −H_int", "collapse": "low", "doc":
-                      "how well H_int alone separates right from wrong answers."},
-    "accuracy": {"label": "accuracy", "doc": "first integer after the cue equals the answer."},
-    # ambiguity (studies/probes/ambiguity.py)
-    "candidate_entropy": {"label": "candidate entropy (bits)", "collapse": "low", "doc":
-                          "entropy of the model's probabilities over an item's listed "
-                          "interpretations (NRR-Core); low at the ambiguous turn = early "
-                          "collapse."},
-    "normalized_candidate_entropy": {"label": "candidate entropy / log2 m", "collapse": "low",
-                                     "doc": "the same divided by its maximum."},
-    "entropy_drop": {"label": "entropy drop, turn 1 → 2 (bits)", "collapse": "low", "doc":
-                     "how much the reading sharpens once the second turn arrives."},
-    "interpretation_entropy": {"label": "interpretation entropy (bits)", "collapse": "low",
-                               "doc": "entropy of meaning classes among k sampled answers "
-                                      "(NRR-Phi); the greedy baseline is 0."},
-    "num_interpretations": {"label": "meaning classes among k answers", "collapse": "low",
-                            "doc": "number of distinct meanings the model offers."},
-    "candidate_coverage": {"label": "share of listed readings reached", "collapse": "low",
-                           "doc": "share of candidates that are some answer's nearest."},
-    "conflict_rate": {"label": "answers with conflict markers", "collapse": "low", "doc":
-                      "share of answers that hedge or contrast ('but', 'maybe', けど)."},
-    # tokenizer (studies/probes/tokenizer.py)
-    "nonunique_word_type_rate": {"label": "non-unique word types", "collapse": "high", "doc":
-                                 "share of word types that another token-id sequence also "
-                                 "decodes to."},
-    "nonunique_token_rate": {"label": "non-unique token occurrences", "collapse": "high",
-                             "doc": "share of token occurrences inside such words."},
-    "mean_log10_encodings": {"label": "log10 encodings per word", "collapse": "high", "doc":
-                             "mean log10 of the exact number of encodings per word type."},
-    "phantom_edit_rate": {"label": "phantom edits", "collapse": "high", "doc":
-                          "answers equal to the target only up to a tokenizer artifact, or "
-                          "through non-canonical ids (Say Anything but This)."},
-    "probe_correct_rate": {"label": "replacement correct", "collapse": "low", "doc":
-                           "the exact target string through canonical ids."},
-    "edit_error_rate": {"label": "edit errors", "collapse": "high", "doc":
-                        "wrong word, source unchanged, or extra changes."},
-    # passkey and drift (studies/probes/passkey.py, drift.py)
-    "passkey_accuracy": {"label": "passkey accuracy", "collapse": "low", "doc":
-                         "share of prompts whose hidden 5-digit key the model repeats "
-                         "(greedy), per prompt length (Stuffed Mamba)."},
-    "passkey_cell_accuracy": {"label": "passkey accuracy (depth × length)", "collapse": "low",
-                              "doc": "accuracy per needle depth and prompt length."},
-    "passkey_collapse_length": {"label": "collapse length (tokens)", "collapse": "low", "doc":
-                                "smallest length with accuracy below the threshold."},
-    "perplexity_ratio": {"label": "perplexity ratio B/A", "collapse": "high", "doc":
-                         "pooled perplexity of the edited or second model over the "
-                         "reference's (same tokenizer)."},
-    "bits_per_byte_ratio": {"label": "bits-per-byte ratio B/A", "collapse": "high", "doc":
-                            "the tokenizer-free version of the ratio."},
-    "bits_per_byte": {"label": "bits per byte", "collapse": "high", "doc":
-                      "total NLL in bits / UTF-8 bytes of the text."},
-    "perplexity": {"label": "perplexity", "collapse": "high", "doc":
-                   "exp(total NLL / predicted tokens)."},
-    "drift_collapse": {"label": "collapse flag", "collapse": "high", "doc":
-                       "1 when the pooled ratio is at or above the threshold (default 2)."},
-    "drift_collapsed_documents": {"label": "documents over threshold", "collapse": "high",
-                                  "doc": "share of documents whose own ratio passes it."},
-}
-
-
-_PREFIXES = ("mean_", "median_", "pooled_", "min_", "max_")  # same direction as the metric
 
 
 def metric_info(metric: str) -> dict:
-    """METRIC_INFO of ``metric``, or of the metric it summarises (``mean_rankme``...);
-    {} when unknown."""
-    if metric in METRIC_INFO:
-        return METRIC_INFO[metric]
-    for prefix in _PREFIXES:
-        if metric.startswith(prefix) and metric[len(prefix):] in METRIC_INFO:
-            return METRIC_INFO[metric[len(prefix):]]
-    return {}
+    """The catalogue entry (:data:`collapsekit.metrics.CATALOG`) of ``metric``, or of the
+    metric it summarises (``mean_rankme``...), as a dict; {} when unknown."""
+    info = lookup(metric)
+    return {} if info is None else dataclasses.asdict(info)
 
 
 def metric_label(metric: str, sep: str = "  ") -> str:
