@@ -18,7 +18,8 @@ from collapsekit.errors import InputFileError
 from collapsekit.metrics.intention import auroc, intention_entropy, parse_answer, probe_auroc
 from collapsekit.models.readout import Readout, answer_cue, chat_text, readout
 from collapsekit.models.registry import LoadedModel
-from collapsekit.models.sampling import Decoding, sample
+from collapsekit.models.decoding import Decoding
+from collapsekit.models.sampling import sample
 from collapsekit.results import Run, load_run
 from collapsekit.studies.probes import intention as study
 

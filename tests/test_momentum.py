@@ -10,7 +10,8 @@ import torch
 from conftest import make_model, make_tokenizer
 
 from collapsekit.mitigate.momentum import Graph, choose, resistance
-from collapsekit.models.sampling import Decoding, sample
+from collapsekit.models.decoding import Decoding
+from collapsekit.models.sampling import sample
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest

@@ -12,8 +12,9 @@ import pytest
 import torch
 from conftest import make_model, make_tokenizer
 
-from collapsekit.models.sampling import (Decoding, Sample, _draw, stop_ids, sample, sample_key,
-                                         truncate_logits)
+from collapsekit.models.decoding import Decoding, _draw, stop_ids, truncate_logits
+from collapsekit.models.sample_cache import Sample, sample_key
+from collapsekit.models.sampling import sample
 
 PROMPTS = ["the cat runs", "a dog sees the moon", "king and queen"]
 STOP = 3  # conftest eos id

@@ -9,7 +9,7 @@ import pytest
 
 from collapsekit.metrics.tokenization import KINDS, Vocabulary, classify_edit, junctions
 from collapsekit.models import tokenization as tk
-from collapsekit.models.sampling import Sample
+from collapsekit.models.sample_cache import Sample
 from collapsekit.studies.probes import tokenizer as study
 from conftest import run_cli
 

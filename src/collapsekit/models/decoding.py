@@ -1,0 +1,200 @@
+"""The decoding loop: ``Decoding`` settings, batched generation with a KV cache
+(``DecodeModel``, ``_generate``) by temperature, top-k, top-p or momentum decoding, and the
+token ids that stop a sample.
+
+Truncation follows the papers: top-k keeps the k most likely tokens (Fan et al., 2018,
+"Hierarchical Neural Story Generation"; ties with the k-th logit are kept, as in Hugging
+Face's ``TopKLogitsWarper``); top-p keeps the smallest set of most likely tokens whose
+probability sums to at least p (Holtzman et al., 2020, "The Curious Case of Neural Text
+Degeneration"; ties at the boundary are broken towards lower token ids). Order:
+temperature, then top-k, then top-p, as in ``transformers``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+
+from ..mitigate import momentum
+from .longcontext import cache_arg, keeps_logits
+
+# Chat end-of-turn tokens of common families (SmolLM/Qwen, Gemma, Llama 3, Phi-3).
+END_OF_TURN = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>")
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Decoding settings; ``temperature=0`` is greedy, ``top_k=0`` and ``top_p=1`` are off.
+
+    ``chat``: wrap each prompt as a user message with the tokenizer's chat template (when it
+    has one) and add the generation prompt; otherwise encode the plain text.
+    ``momentum`` > 0: momentum decoding with resistance weight α = ``momentum`` over the
+    ``momentum_k`` most likely tokens (see :mod:`collapsekit.mitigate.momentum`); needs
+    ``temperature=0``. Fields at their defaults are left out of :meth:`key`, so adding them
+    kept the keys (and caches) of earlier settings valid.
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    max_new_tokens: int = 64
+    chat: bool = True
+    momentum: float = 0.0
+    momentum_k: int = 5
+    momentum_max_n: int = 5
+    momentum_resistance: str = "linear"
+
+    def __post_init__(self):
+        t, p = self.temperature, self.top_p
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (0 <= t < math.inf):
+            raise ValueError(f"temperature={t!r} must be a finite number >= 0; use 0 for greedy")
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not (0 < p <= 1):
+            raise ValueError(f"top_p={p!r} must be in (0, 1]; use 1.0 to turn nucleus sampling off")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"top_k={self.top_k!r} must be an int >= 0; use 0 to turn it off")
+        n = self.max_new_tokens
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"max_new_tokens={n!r} must be an int >= 1")
+        if not isinstance(self.chat, bool):
+            raise ValueError(f"chat={self.chat!r} must be True or False")
+        object.__setattr__(self, "temperature", float(t))
+        object.__setattr__(self, "top_p", float(p))
+        self._check_momentum()
+
+    def _check_momentum(self):
+        m = self.momentum
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not (0 <= m < math.inf):
+            raise ValueError(f"momentum={m!r} must be a finite number >= 0; use 0 to turn it off")
+        for name in ("momentum_k", "momentum_max_n"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}={v!r} must be an int >= 1")
+        if self.momentum_resistance not in momentum.RESISTANCE:
+            raise ValueError(f"momentum_resistance={self.momentum_resistance!r} is unknown; "
+                             f"use one of {sorted(momentum.RESISTANCE)}")
+        if m > 0 and self.temperature != 0:
+            raise ValueError("momentum decoding is deterministic: set temperature=0 with "
+                             "momentum > 0")
+        object.__setattr__(self, "momentum", float(m))
+
+    def key(self) -> str:
+        """Canonical JSON of the settings (sorted keys, no spaces), for hashing; momentum
+        fields at their defaults are omitted (keys of earlier versions stay valid)."""
+        d = asdict(self)
+        for f in fields(self):
+            if f.name.startswith("momentum") and d[f.name] == f.default:
+                del d[f.name]
+        return json.dumps(d, sort_keys=True, separators=(",", ":"))
+
+
+def truncate_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set logits outside the top-k, then outside the top-p nucleus, to -inf (last axis).
+
+    Top-k keeps every token whose logit is >= the k-th largest. Top-p keeps the shortest
+    prefix of tokens sorted by descending probability (stable sort) whose cumulative
+    probability reaches ``top_p``: token j is kept iff the mass strictly before it is < p,
+    so at least one token always survives.
+    """
+    out = logits
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(out, top_k, dim=-1).values[..., -1:]
+        out = out.masked_fill(out < kth, -math.inf)
+    if top_p < 1.0:
+        srt, order = torch.sort(out, dim=-1, descending=True, stable=True)
+        cum = torch.softmax(srt, dim=-1).cumsum(-1)
+        before = torch.cat([torch.zeros_like(cum[..., :1]), cum[..., :-1]], dim=-1)
+        drop = before >= top_p
+        out = out.masked_fill(torch.empty_like(drop).scatter_(-1, order, drop), -math.inf)
+    return out
+
+
+def _draw(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draw per row of ``softmax(logits)`` with uniforms ``u`` in [0, 1)."""
+    probs, order = torch.sort(torch.softmax(logits, dim=-1), dim=-1, descending=True, stable=True)
+    cdf = probs.cumsum(-1)
+    idx = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True)
+    last = (probs > 0).sum(-1, keepdim=True) - 1  # rounding can put u*total on the last edge
+    return order.gather(-1, torch.minimum(idx, last)).squeeze(-1)
+
+
+def stop_ids(model, tokenizer, chat: bool) -> list[int]:
+    """Token ids that end a sample: EOS, the generation config's EOS ids and, with ``chat``,
+    the end-of-turn tokens of common chat templates that the tokenizer knows."""
+    ids = {tokenizer.eos_token_id}
+    gen = getattr(model, "generation_config", None)
+    eos = getattr(gen, "eos_token_id", None)
+    ids.update(eos if isinstance(eos, (list, tuple)) else [eos])
+    if chat and getattr(tokenizer, "chat_template", None):
+        vocab = tokenizer.get_vocab()
+        ids.update(vocab[t] for t in END_OF_TURN if t in vocab)
+    return sorted(i for i in ids if i is not None)
+
+
+class DecodeModel:
+    """The forward call of one causal LM, with the KV-cache argument named as it expects."""
+
+    def __init__(self, model, device):
+        self.model = model
+        self.cache_name = cache_arg(model)
+        self.keep = {"logits_to_keep": 1} if keeps_logits(model) else {}
+        self.device = (torch.device(device) if device is not None
+                       else next(model.parameters()).device)
+
+    def step(self, ids: torch.Tensor, cache, mask: torch.Tensor, pos: torch.Tensor):
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                         **{self.cache_name: cache}, **self.keep)
+        logits = out.logits[:, -1, :].to(torch.float64)
+        if not torch.isfinite(logits.amax(-1)).all():
+            raise ValueError("the model produced NaN/inf logits; load it in float32 or bfloat16 "
+                             "instead of float16")
+        return logits, out[self.cache_name]
+
+
+def _generate(lm: DecodeModel, prompts: list[list[int]], u: torch.Tensor, dec: Decoding,
+              stop: torch.Tensor, pad: int):
+    """Decode one row per entry of ``prompts`` (token ids; rows may come from different
+    prompts: they are left-padded, masked, and given positions that count real tokens only).
+    Returns (tokens, logprobs, sampling_logprobs, lengths, hit_stop) on CPU, each row valid
+    up to its length."""
+    rows, steps = u.shape
+    u = u.to(lm.device)
+    width = max(map(len, prompts))
+    inp = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=lm.device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts],
+                        device=lm.device)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    toks = torch.zeros(rows, steps, dtype=torch.long, device=lm.device)
+    lp = torch.zeros(rows, steps, dtype=torch.float64, device=lm.device)
+    slp = torch.zeros_like(lp)
+    lengths = torch.full((rows,), steps, device=lm.device)
+    done = torch.zeros(rows, dtype=torch.bool, device=lm.device)
+    cache = None
+    graphs = ([momentum.Graph(p, dec.momentum_max_n) for p in prompts] if dec.momentum > 0
+              else None)
+    for t in range(steps):
+        logits, cache = lm.step(inp, cache, mask, pos)
+        logp = torch.log_softmax(logits, dim=-1)
+        if graphs is not None:
+            tok = momentum.choose(logits, graphs, alpha=dec.momentum, k=dec.momentum_k,
+                                  resistance_fn=dec.momentum_resistance)
+            for g, x in zip(graphs, tok.tolist()):
+                g.add(x)
+        elif dec.temperature == 0:
+            tok = logits.argmax(-1)
+        else:
+            scaled = truncate_logits(logits / dec.temperature, dec.top_k, dec.top_p)
+            tok = _draw(scaled, u[:, t])
+            slp[:, t] = torch.log_softmax(scaled, dim=-1).gather(-1, tok[:, None]).squeeze(-1)
+        toks[:, t] = tok
+        lp[:, t] = logp.gather(-1, tok[:, None]).squeeze(-1)
+        new = torch.isin(tok, stop) & ~done
+        lengths[new] = t + 1
+        done |= new
+        if bool(done.all()):
+            break
+        inp, pos = tok[:, None], pos[:, -1:] + 1
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+    return toks.cpu(), lp.cpu(), slp.cpu(), lengths.cpu(), done.cpu()
