@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import NotApplicable
 from .capture import find_layers
 from .longcontext import context_length
-from .sampling import DecodeModel, stop_ids
+from .decoding import DecodeModel, stop_ids
 
 
 @dataclass
@@ -113,7 +114,7 @@ def readout(model, tokenizer, texts: list[str], *, max_new_tokens: int = 8,
     ctx = context_length(model)
     longest = max(range(len(ids)), key=lambda i: len(ids[i]))
     if ctx is not None and len(ids[longest]) + max_new_tokens > ctx:
-        raise ValueError(f"text {longest} has {len(ids[longest])} tokens; with "
+        raise NotApplicable(f"text {longest} has {len(ids[longest])} tokens; with "
                          f"{max_new_tokens} new tokens that exceeds the model's {ctx}-token "
                          "context: shorten the texts (e.g. fewer reasoning tokens)")
     embed, blocks, norm = find_layers(model)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import NotApplicable
 from .longcontext import context_length, keeps_logits
 
 
@@ -86,7 +87,7 @@ def score_continuations(model, tokenizer, contexts, candidates, *, batch_size: i
     limit = context_length(model)
     longest = max(len(r[2]) + len(r[3]) for r in rows)
     if limit is not None and longest > limit:
-        raise ValueError(f"a context with its candidate has {longest} tokens, more than the "
+        raise NotApplicable(f"a context with its candidate has {longest} tokens, more than the "
                          f"model's {limit}-token context: shorten the dialogue")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
