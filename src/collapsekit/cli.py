@@ -1,29 +1,24 @@
-"""Command line: maps each command to a study; nothing else lives here.
+"""Command line: maps each command onto a study; nothing else lives here.
 
-Errors a user can act on print as one line and exit with code 2 (``--debug`` shows the
-traceback). Heavy libraries are imported inside the commands, so ``--help`` is instant.
+Study commands are generated from the registry (:data:`collapsekit.studies.STUDIES`) when
+the command line starts, so a study registered by a plugin has its command too. Errors a
+user can act on print as one line and exit with code 2 (``--debug`` shows the traceback);
+usage errors are click's own one-line messages, also exit 2. Heavy libraries are imported
+inside the commands, so ``--help`` is instant.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
-import typer
+import click
 
 from . import __version__
 from .errors import CollapsekitError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="collapsekit: measure collapse in language models.")
 STATE = {"debug": False}
-
-Out = typer.Option(None, "--out", help="results folder (default: a folder named after the command)")
-Json = typer.Option(False, "--json", help="print metrics.json to stdout when done")
-Resume = typer.Option(False, "--resume", help="continue a run in --out made with the same config")
-Force = typer.Option(False, "--force", help="overwrite a run in --out made with another config")
-Seed = typer.Option(0, "--seed", help="random seed (same seed, same numbers)")
+OUT = click.Path(path_type=Path)
 
 
 def _console():
@@ -38,64 +33,63 @@ def _finish(out: Path, as_json: bool, console) -> None:
     console.print(f"[bold green]done[/]: {out / 'index.html'} and {out / 'metrics.json'}")
 
 
-@app.callback()
-def _main(debug: bool = typer.Option(False, "--debug", help="show tracebacks on errors"),
-          version: bool = typer.Option(False, "--version", help="print the version and exit")):
+@click.group(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="show tracebacks on errors")
+@click.version_option(__version__, "--version", message="%(version)s")
+def app(debug: bool):
+    """collapsekit: measure collapse in language models."""
     STATE["debug"] = debug
-    if version:
-        typer.echo(__version__)
-        raise typer.Exit()
 
 
 @app.command()
-def simulate(learner: Optional[str] = typer.Option(None, "--learner",
-                                                   help="e.g. linear, gaussian, ngram, lm"),
-             strategy: Optional[str] = typer.Option(None, "--strategy",
-                                                    help="comma-separated, e.g. replace,accumulate"),
-             generations: Optional[int] = typer.Option(None, "--generations"),
-             seeds: Optional[int] = typer.Option(None, "--seeds", help="independent repetitions"),
-             param: list[str] = typer.Option([], "--param", help="learner parameter k=v (repeat)"),
-             config: Optional[Path] = typer.Option(None, "--config", help="TOML sweep file"),
-             out: Optional[Path] = Out, resume: bool = Resume, force: bool = Force,
-             as_json: bool = Json):
+@click.option("--learner", help="e.g. linear, gaussian, ngram, lm")
+@click.option("--strategy", help="comma-separated, e.g. replace,accumulate")
+@click.option("--generations", type=int)
+@click.option("--seeds", type=int, help="independent repetitions")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="learner parameter (repeat)")
+@click.option("--config", type=OUT, help="TOML sweep file")
+@click.option("--out", type=OUT, default="collapse-simulate", show_default=True)
+@click.option("--resume", is_flag=True, help="continue a run in --out made with the same config")
+@click.option("--force", is_flag=True, help="overwrite a run in --out made with another config")
+@click.option("--json", "as_json", is_flag=True, help="print metrics.json to stdout when done")
+def simulate(learner, strategy, generations, seeds, params, config, out, resume, force,
+             as_json):
     """Recursive training on generated data: replace vs accumulate, with closed forms."""
     from .studies.recursion import run_simulate
 
-    params = {}
-    for item in param:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise CollapsekitError(f"--param {item!r} is not key=value: write e.g. --param d=10")
-        params[key.strip()] = value.strip()
-    out = out or Path("collapse-simulate")
     console = _console()
-    run_simulate(out, learner=learner, strategies=strategy, generations=generations, seeds=seeds, params=params,
+    run_simulate(out, learner=learner, strategies=strategy, generations=generations,
+                 seeds=seeds, params=_pairs(params, "--param"),
                  config_file=str(config) if config else None, resume=resume, force=force,
                  console=console)
     _finish(out, as_json, console)
 
 
 @app.command()
-def compare(run_a: Path = typer.Argument(..., help="first results folder"),
-            run_b: Path = typer.Argument(..., help="second results folder"),
-            seed: int = Seed, out: Optional[Path] = Out, force: bool = Force,
-            as_json: bool = Json):
+@click.argument("run_a", type=OUT)
+@click.argument("run_b", type=OUT)
+@click.option("--seed", type=int, default=0, help="random seed (same seed, same numbers)")
+@click.option("--out", type=OUT, default="collapse-compare", show_default=True)
+@click.option("--force", is_flag=True, help="overwrite a run in --out made with another config")
+@click.option("--json", "as_json", is_flag=True, help="print metrics.json to stdout when done")
+def compare(run_a, run_b, seed, out, force, as_json):
     """Two results folders side by side: overlaid curves, matched differences, and the
     cross-model homogeneity of their samples."""
     from .studies.compare import run_compare
 
-    out = out or Path("collapse-compare")
     console = _console()
     run_compare(run_a, run_b, out, seed=seed, force=force, console=console)
     _finish(out, as_json, console)
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="a results folder")):
+@click.argument("run_dir", type=OUT)
+def report(run_dir):
     """(Re)render index.html and plots of a results folder."""
     from .report.html import render
 
-    typer.echo(str(render(run_dir)))
+    click.echo(str(render(run_dir)))
 
 
 def _pairs(items, flag: str) -> dict:
@@ -111,9 +105,7 @@ def _pairs(items, flag: str) -> dict:
 
 def _common(takes_model: bool, many: bool, default_out: str) -> list:
     """The options every study command takes."""
-    import click
-
-    opts = [click.Option(["--out"], type=click.Path(path_type=Path), default=default_out,
+    opts = [click.Option(["--out"], type=OUT, default=default_out,
                          show_default=True, help="results folder"),
             click.Option(["--quick"], is_flag=True, help="the study's smaller settings"),
             click.Option(["--param", "params"], multiple=True, metavar="NAME=VALUE",
@@ -155,8 +147,6 @@ def _run(name: str, *, out, quick, params, seed, resume, force, as_json, flags,
 def study_command(study):
     """A click command for a registered study: the common options, ``--param``, and one
     option per parameter (``--name``; booleans as ``--name/--no-name``)."""
-    import click
-
     opts = _common(study.takes_model, study.many_models, f"collapse-{study.name}")
     names = {}
     for pname, p in study.params.items():
@@ -179,8 +169,6 @@ def study_command(study):
 
 def scan_command():
     """``collapsekit scan``: the registry's scan studies on one model into one report."""
-    import click
-
     from .studies.registry import scan_studies
 
     opts = _common(True, False, "collapse-report") + [click.Option(
@@ -200,30 +188,31 @@ def scan_command():
 
 
 def command_group():
-    """The typer app's commands plus one command per registered study."""
+    """The fixed commands plus ``scan`` and one command per registered study."""
     from .studies import STUDIES
 
-    group = typer.main.get_command(app)
-    group.add_command(scan_command())
+    app.add_command(scan_command())
     for study in STUDIES.values():
-        group.add_command(study_command(study))
-    return group
+        app.add_command(study_command(study))
+    return app
 
 
 def main() -> None:
     """Entry point: one-line errors with exit code 2 unless --debug."""
-    import click
-
     try:
-        code = command_group().main(standalone_mode=False)
+        code = command_group().main(standalone_mode=False, prog_name="collapsekit")
         sys.exit(code if isinstance(code, int) else 0)
     except click.exceptions.Exit as exc:  # --help, --version
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:  # usage errors: click's own message, exit 2
+    except click.UsageError as exc:  # click's own message, in one line, exit 2
+        where = exc.ctx.command_path if exc.ctx else "collapsekit"
+        click.echo(f"error: {exc.format_message()} (see {where} --help)", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        typer.echo("interrupted: what was written is kept; rerun with --resume to continue",
+        click.echo("interrupted: what was written is kept; rerun with --resume to continue",
                    err=True)
         sys.exit(130)
     except (CollapsekitError, ValueError, OSError) as exc:
@@ -233,7 +222,7 @@ def main() -> None:
             # disk full, permissions: results written so far stay valid
             exc = f"{exc.strerror or exc} ({exc.filename or ''}); free space or fix " \
                   "permissions, then rerun with --resume"
-        typer.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {exc}", err=True)
         sys.exit(2)
 
 

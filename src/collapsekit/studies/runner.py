@@ -24,7 +24,7 @@ COMMON = ("model", "seed", "quick")  # settings the runner sets, not parameters
 def _say(text: str) -> None:
     from rich.console import Console
 
-    Console(stderr=True).log(text)
+    Console(stderr=True).log(text, markup=False)
 
 
 class _Loader:
