@@ -289,3 +289,17 @@ def test_readme_parser_sees_a_wrong_name():
             "| x | `rankme`, `…_normalised` | d | low |\n\nafter\n")
     assert readme_metric_names(text) == ["rankme", "…_normalised"]
     assert _uncatalogued(readme_metric_names(text)) == ["…_normalised"]
+
+
+def test_metrics_command_prints_the_catalogue(monkeypatch, capsys):
+    from conftest import run_cli
+
+    code, out, _ = run_cli(monkeypatch, capsys, "metrics")
+    assert code == 0
+    listed = [line.split(":")[0] for line in out.splitlines()]
+    assert listed == list(CATALOG)
+    code, out, _ = run_cli(monkeypatch, capsys, "metrics", "mean_rankme", "anisotropy")
+    assert out.splitlines()[0].startswith("mean_rankme: RankMe [dimensions; lower = more")
+    assert "higher = more collapsed" in out.splitlines()[1]
+    code, _, err = run_cli(monkeypatch, capsys, "metrics", "no_such_metric")
+    assert code == 2 and "no metric 'no_such_metric'" in err

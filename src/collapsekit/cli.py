@@ -92,6 +92,24 @@ def report(run_dir):
     click.echo(str(render(run_dir)))
 
 
+@app.command("metrics")
+@click.argument("names", nargs=-1)
+def metrics_command(names):
+    """The metric catalogue: label, collapse direction, unit and reference of every metric a
+    study records (all, or the NAMES given)."""
+    from .metrics.catalog import CATALOG, lookup
+
+    for name in names or CATALOG:
+        info = lookup(name)
+        if info is None:
+            raise CollapsekitError(f"no metric {name!r} in the catalogue: run `collapsekit "
+                                   "metrics` for the list")
+        arrow = {"low": "lower = more collapsed", "high": "higher = more collapsed"}.get(
+            info.collapse, "no collapse direction")
+        click.echo(f"{name}: {info.label} [{info.unit or 'score'}; {arrow}] "
+                   f"{info.doc} ({info.reference})")
+
+
 def _pairs(items, flag: str) -> dict:
     """``NAME=VALUE`` strings as a dict; a CollapsekitError names a malformed one."""
     out = {}
