@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import random
 import re
-from pathlib import Path
 
 from ...metrics.tokenization import ERROR_KINDS, KINDS, PHANTOM_KINDS, classify_edit
 from ...models import tokenization as tk
