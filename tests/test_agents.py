@@ -15,7 +15,9 @@ from conftest import make_model, make_tokenizer, run_cli
 from collapsekit.errors import InputFileError
 from collapsekit.metrics import consensus as cs
 from collapsekit.results import Run, load_run, read_table
+from collapsekit.studies import STUDIES, run_study
 from collapsekit.studies import agents as ag
+from collapsekit.studies import manifold as mf
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
 
@@ -70,7 +72,7 @@ def test_hash_collisions_and_entropies_by_hand():
     (lambda: cs.vocabulary_entropy(["...", " "]), "no words"),
     (lambda: cs.compliance("a", []), "at least one constraint"),
     (lambda: cs.compliance("a", [{"kind": "must_rhyme", "term": "a"}]), "must_rhyme"),
-    (lambda: cs.compliance("a", [{"kind": "max_words", "value": -1}]), "integer 'value'"),
+    (lambda: cs.compliance("a", [{"kind": "max_words", "value": -1}]), "value=-1 must be an integer"),
     (lambda: cs.compliance("a", [{"kind": "must_mention", "term": "!"}]), "at least one word"),
     (lambda: cs.compliance("a", [{"kind": "must_mention", "term": "a", "x": 1}]), "unknown"),
     (lambda: cs.compliance("a", {"kind": "max_words"}), "must be a list"),
@@ -86,7 +88,7 @@ def test_metric_bad_input(call, message):
 
 # manifold ----------------------------------------------------------------------------
 def test_manifold_both_updates_reach_the_anchor():
-    res = ag.manifold_dynamics(n_agents=6, dim=8, rounds=400, eta=0.3, sigma=0.2, decay=2.0)
+    res = mf.manifold_dynamics(n_agents=6, dim=8, rounds=400, eta=0.3, sigma=0.2, decay=2.0)
     last = {r["update"]: r for r in res.rows if r["round"] == 400}
     first = {r["update"]: r for r in res.rows if r["round"] == 0}
     assert first["smooth"] == {**first["noisy"], "update": "smooth", "sigma": 0.0}  # same start
@@ -97,10 +99,10 @@ def test_manifold_both_updates_reach_the_anchor():
         assert last[u]["state_entropy"] < 1e-4
     assert res.endpoint_gap < 1e-3  # path independence
     # the classic σ0/(1+t) schedule gets there too, more slowly (error ~ 1/t)
-    slow = ag.manifold_dynamics(n_agents=4, dim=8, rounds=3000, decay=1.0)
+    slow = mf.manifold_dynamics(n_agents=4, dim=8, rounds=3000, decay=1.0)
     assert slow.rows[-1]["max_geodesic_distance_to_anchor"] < 1e-3
-    same = ag.manifold_dynamics(n_agents=4, dim=8, rounds=5, seed=3)
-    assert same == ag.manifold_dynamics(n_agents=4, dim=8, rounds=5, seed=3)
+    same = mf.manifold_dynamics(n_agents=4, dim=8, rounds=5, seed=3)
+    assert same == mf.manifold_dynamics(n_agents=4, dim=8, rounds=5, seed=3)
 
 
 @pytest.mark.parametrize("kw, message", [
@@ -110,7 +112,7 @@ def test_manifold_both_updates_reach_the_anchor():
 ])
 def test_manifold_bad_input(kw, message):
     with pytest.raises(ValueError, match=message):
-        ag.manifold_dynamics(**kw)
+        mf.manifold_dynamics(**kw)
 
 
 # scenarios ---------------------------------------------------------------------------
@@ -119,9 +121,14 @@ def test_bundled_scenarios():
     assert len(scs) >= 4 and all(len(s.agents) >= 4 and s.constraints for s in scs)
     for s in scs:  # the anchor meets its own rules
         assert cs.compliance(s.anchor, s.constraints) == 1.0
-    cfg = ag.settings(quick=True)
-    assert len(cfg["scenarios"]) == 1 and len(cfg["scenarios"][0].agents) == 4
-    assert cfg["rounds"] == 3 and cfg["max_new_tokens"] == 40
+    s = STUDIES["agents"].settings(quick=True)
+    scs = ag._scenarios(s)
+    assert len(scs) == 1 and len(scs[0].agents) == 4
+    assert s.rounds == 3 and s.max_new_tokens == 40
+    assert ag.check(s) == {"scenarios": "bundled", "scenarios_sha256": None,
+                           "agents_per_scenario": [4]}
+    full = ag._scenarios(STUDIES["agents"].settings())  # full: every scenario and agent
+    assert [len(x.agents) for x in full] == [len(x.agents) for x in ag.load_scenarios()]
 
 
 GOOD = {"name": "s", "anchor": {"statement": "Use water.", "constraints": RULES[:1]},
@@ -145,14 +152,15 @@ def test_scenario_errors(tmp_path, row, message):
 
 
 def test_settings_errors(tmp_path):
+    study = STUDIES["agents"]
     with pytest.raises(ValueError, match="rounds=0"):
-        ag.settings(rounds=0)
+        study.settings({"rounds": 0})
     with pytest.raises(ValueError, match="agents=1"):
-        ag.settings(n_agents=1)
-    with pytest.raises(ValueError, match="temperature"):
-        ag.settings(temperature=0)
+        study.settings({"n_agents": 1})
+    with pytest.raises(ValueError, match="temperature"):  # parses (>= 0); check wants > 0
+        ag.check(study.settings({"temperature": 0}))
     with pytest.raises(ValueError, match="max_new_tokens=0"):
-        ag.settings(max_new_tokens=0)
+        study.settings({"max_new_tokens": 0})
     path = tmp_path / "s.jsonl"
     path.write_text(json.dumps(GOOD) + "\n" + json.dumps(GOOD) + "\n")
     with pytest.raises(InputFileError, match="names repeat"):
@@ -181,10 +189,11 @@ def test_stage_records_every_round_and_decoding_and_resumes(tmp_path):
     path.write_text(json.dumps({**GOOD, "agents": ["the cat runs", "a dog sings",
                                                    "the old king", "the moon"]}) + "\n")
     run = Run(tmp_path / "run", study="agents", config={})
-    kw = dict(scenarios=path, rounds=2, max_new_tokens=6, neighbours=True, seed=1)
+    s = STUDIES["agents"].settings({"scenarios": str(path), "rounds": 2, "max_new_tokens": 6,
+                                    "neighbours": True}, seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # prompts longer than the tiny context are cut
-        ag.stage(run, TinyLM(), **kw)
+        ag.study_stage(run, TinyLM(), s)
     recs = [r for r in run.records if r["section"] == "agents"]
     metrics = {"jaccard_to_anchor", "cosine_to_anchor", "compliance", "hash_collisions",
                "hash_collision_fraction", "anchor_copy_fraction", "mean_pairwise_jaccard",
@@ -210,14 +219,13 @@ def test_stage_records_every_round_and_decoding_and_resumes(tmp_path):
     (again.path / "agents").mkdir()
     for p, data in before.items():  # a rerun reads every round from the caches
         (again.path / "agents" / p.name).write_bytes(data)
-    ag.stage(again, TinyLM(model=False), **kw)  # no model: every round comes from the caches
+    ag.study_stage(again, TinyLM(model=False), s)  # no model: every round from the caches
     assert {p.name: p.read_bytes() for p in (again.path / "agents").iterdir()} == \
         {p.name: b for p, b in before.items()}
     assert [(r["metric"], r["value"]) for r in again.records] == \
         [(r["metric"], r["value"]) for r in run.records]
-    n = len(again.records)
-    ag.stage(again, None, **kw)  # everything recorded: returns without the model
-    assert len(again.records) == n
+    # a finished study is skipped on --resume by the runner (not the stage): see
+    # test_cli_quick_on_a_saved_tiny_model
 
 
 # command line ------------------------------------------------------------------------
@@ -225,10 +233,14 @@ def test_stage_records_every_round_and_decoding_and_resumes(tmp_path):
 
 def test_cli_manifold_and_errors(monkeypatch, capsys, tmp_path):
     out = tmp_path / "m"
-    code, stdout, _ = run_cli(monkeypatch, capsys, "agents", "--manifold", "--rounds", "30",
+    code, stdout, _ = run_cli(monkeypatch, capsys, "manifold", "--rounds", "30",
                               "--out", str(out), "--json")
     assert code == 0 and (out / "index.html").is_file()
     data = json.loads(stdout)
+    assert data["done"] == ["manifold"] and "model" not in data["config"]
+    assert {k: data["config"][k] for k in ("n_agents", "rounds", "dim", "eta", "sigma",
+                                           "decay")} == dict(n_agents=8, rounds=30, dim=16,
+                                                             eta=0.3, sigma=0.2, decay=1.0)
     gap = [r for r in data["records"] if r["metric"] == "endpoint_gap"]
     assert len(gap) == 1 and gap[0]["value"] < 0.2
     assert {r["round"] for r in data["records"] if r["metric"] == "state_entropy"} == \
@@ -236,12 +248,25 @@ def test_cli_manifold_and_errors(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(monkeypatch, capsys, "agents", "--rounds", "0",
                            "--out", str(tmp_path / "z"))
     assert code == 2 and "rounds=0" in err and not (tmp_path / "z").exists()
-    code, _, err = run_cli(monkeypatch, capsys, "agents", "--manifold", "--neighbours",
+    code, _, err = run_cli(monkeypatch, capsys, "manifold", "--rounds", "0",
                            "--out", str(tmp_path / "z"))
-    assert code == 2 and "neighbours apply to the text mode only" in err
+    assert code == 2 and "rounds=0" in err and not (tmp_path / "z").exists()
+    # the text mode's options are not the manifold's, and the reverse: click refuses them
+    code, _, err = run_cli(monkeypatch, capsys, "manifold", "--neighbours",
+                           "--out", str(tmp_path / "z"))
+    assert code == 2 and "No such option '--neighbours'" in err
+    code, _, err = run_cli(monkeypatch, capsys, "manifold", "--model", "embedded:x",
+                           "--out", str(tmp_path / "z"))
+    assert code == 2 and "No such option '--model'" in err
     code, _, err = run_cli(monkeypatch, capsys, "agents", "--dim", "8",
                            "--out", str(tmp_path / "z"))
-    assert code == 2 and "manifold mode only" in err and not (tmp_path / "z").exists()
+    assert code == 2 and "No such option '--dim'" in err and not (tmp_path / "z").exists()
+    code, _, err = run_cli(monkeypatch, capsys, "agents", "--manifold",
+                           "--out", str(tmp_path / "z"))
+    assert code == 2 and "No such option '--manifold'" in err and not (tmp_path / "z").exists()
+    with pytest.raises(ValueError, match="runs on no model"):
+        run_study("manifold", tmp_path / "z", model="embedded:smollm2-135m-instruct")
+    assert not (tmp_path / "z").exists()
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({**GOOD, "agents": []}) + "\n")
     code, _, err = run_cli(monkeypatch, capsys, "agents", "--scenarios", str(bad),
@@ -260,16 +285,32 @@ def test_cli_quick_on_a_saved_tiny_model(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 0, err
     data = load_run(out)
-    assert data["config"]["mode"] == "text" and data["model"]["spec"] == str(folder)
+    assert data["config"]["model"] == str(folder) and data["model"]["spec"] == str(folder)
+    assert data["config"]["agents_per_scenario"] == [4] and data["config"]["rounds"] == 1
+    assert data["config"]["max_new_tokens"] == 5 and data["done"] == ["agents"]
     rounds = {(r["decoding"], r["round"]) for r in data["records"]
               if r["metric"] == "jaccard_to_anchor"}
     assert rounds == {(d, r) for d in ("greedy", "stochastic") for r in (0, 1)}
     assert "agent_texts" in (out / "index.html").read_text()
+    # --resume of a finished run: the runner skips the study without loading the model
+    import collapsekit.models.registry as registry
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded for a finished study")
+
+    monkeypatch.setattr(registry, "load_model", no_load)
+    code, _, err = run_cli(monkeypatch, capsys, *args, "--resume")
+    assert code == 0, err
+    again = load_run(out)
+    assert [(r["metric"], r["value"]) for r in again["records"]] == \
+        [(r["metric"], r["value"]) for r in data["records"]]
+    assert again["done"] == ["agents"]
 
 
 @pytest.mark.slow
 def test_quick_run_on_the_embedded_model(tmp_path):
-    index = ag.run_agents(tmp_path / "run", quick=True, rounds=1, max_new_tokens=24)
+    index = run_study("agents", tmp_path / "run", quick=True,
+                      params={"rounds": 1, "max_new_tokens": 24})
     data = load_run(index.parent)
     table = read_table(index.parent, "agent_texts")
     assert len(table["text"]) == 2 * 2 * 4 and all(t.strip() for t in table["text"])
