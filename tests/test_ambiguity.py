@@ -14,6 +14,7 @@ from collapsekit.metrics.ambiguity import (candidate_distribution, detect_confli
 from collapsekit.models.registry import LoadedModel
 from collapsekit.models.scoring import chat_context, score_continuations
 from collapsekit.results import Run
+from collapsekit.studies import STUDIES, run_study
 from collapsekit.studies.probes import ambiguity as amb
 from conftest import make_model, make_tokenizer, run_cli
 
@@ -159,8 +160,8 @@ def test_score_continuations_bad_input(contexts, cands, message):
 @pytest.mark.parametrize("change, message", [
     ({"candidates": []}, "at least 2"),
     ({"candidates": ["the dog"]}, "at least 2"),
-    ({"intended": 2}, "does not point to one of its 2 candidates"),
-    ({"intended": -1}, "does not point"),
+    ({"intended": 2}, "'intended'=2 must be an integer >= 0 and <= 1"),  # 2 candidates
+    ({"intended": -1}, "'intended'=-1 must be an integer >= 0"),
     ({"turn1": ""}, "'turn1' is missing or empty"),
     ({"turn2": None}, "'turn2'"),
 ])
@@ -187,12 +188,23 @@ def values(run):
             for r in run.records}
 
 
+def write_items(path, rows=TINY_ITEMS):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def settings(quick=False, seed=0, **params):
+    return STUDIES["ambiguity"].settings(params, quick=quick, seed=seed)
+
+
 def test_stage_end_to_end_same_seed_same_numbers_and_resume(tmp_path):
-    lm, items = Tiny(), amb.parse_items(TINY_ITEMS)
+    lm = Tiny()
+    s = settings(items=write_items(tmp_path / "items.jsonl"), k=3, max_new_tokens=4, seed=1)
+    assert amb.check(s) == {"n_items": 2}
     runs = []
     for name in ("a", "b"):
         run = Run(tmp_path / name, study="ambiguity", config={})
-        amb.stage(run, lm, items=items, k=3, max_new_tokens=4, seed=1)
+        amb.study_stage(run, lm, s)
         runs.append(run)
     got = values(runs[0])
     assert got == values(runs[1])
@@ -212,20 +224,36 @@ def test_stage_end_to_end_same_seed_same_numbers_and_resume(tmp_path):
     cache = (tmp_path / "a" / "ambiguity_samples.jsonl").read_text()
     assert len(cache.splitlines()) == 2 * 3 + 2  # k samples + one greedy answer per item
     timings = dict(runs[0].to_dict()["timings"])
+    # an interrupted run (not marked done) resumes inside the study: both parts recorded
     resumed = Run(tmp_path / "a", study="ambiguity", config={}, resume=True)
-    amb.stage(resumed, lm, items=items, k=3, max_new_tokens=4, seed=1)
+    amb.study_stage(resumed, lm, s)
     assert resumed.to_dict()["timings"] == timings  # nothing recomputed
     assert values(resumed) == got
+    # only the scoring part recorded: the sampling part is redone from its cache
+    part = Run(tmp_path / "c", study="ambiguity", config={})
+    amb.two_turn_stage(part, lm, amb.parse_items(TINY_ITEMS), seed=1)
+    scoring = {k: v for k, v in values(part).items()}
+    (tmp_path / "c" / "ambiguity_samples.jsonl").write_text(cache)
+    calls = []
+    hook = lm.model.register_forward_pre_hook(lambda *a: calls.append(1))
+    try:
+        amb.study_stage(part, lm, s)  # scoring recorded, samples cached
+    finally:
+        hook.remove()
+    assert calls == []  # no forward pass: nothing scored or sampled again
+    assert values(part) == got and {k: got[k] for k in scoring} == scoring
 
 
 def test_stage_refuses_bad_settings(tmp_path):
-    run = Run(tmp_path / "r", study="ambiguity", config={})
-    items = amb.parse_items(TINY_ITEMS)
+    items = write_items(tmp_path / "items.jsonl")
     for kw, message in (({"k": 1}, "k=1"), ({"threshold": 2.0}, "threshold"),
-                        ({"n_sampled": 0}, "n_sampled")):
+                        ({"n_sampled": 0}, "n_sampled"), ({"max_new_tokens": 0},
+                                                          "max_new_tokens=0")):
         with pytest.raises(ValueError, match=message):
-            amb.stage(run, Tiny(), items=items, **kw)
-    assert run.records == []
+            settings(items=items, **kw)
+        with pytest.raises(ValueError, match=message):  # before any folder or model
+            run_study("ambiguity", tmp_path / "r", params={"items": items, **kw})
+        assert not (tmp_path / "r").exists()
 
 
 
@@ -241,14 +269,33 @@ def test_cli(monkeypatch, capsys, tmp_path):
                               "--items", str(items), "--quick", "--k", "2",
                               "--max-new-tokens", "3", "--out", str(out), "--json")
     assert code == 0 and (out / "index.html").is_file()
-    names = {r["metric"] for r in json.loads(stdout)["records"]}
+    data = json.loads(stdout)
+    names = {r["metric"] for r in data["records"]}
     assert {"mean_candidate_entropy", "mean_entropy_drop", "mean_interpretation_entropy",
             "mean_conflict_rate", "mean_input_conflict_rate"} <= names
+    assert {k: data["config"][k] for k in ("k", "max_new_tokens", "n_sampled", "n_items")} \
+        == {"k": 2, "max_new_tokens": 3, "n_sampled": 8, "n_items": 2}  # --quick, then flags
+    assert data["done"] == ["ambiguity"]
+    # --resume of the finished run: skipped by the runner, the model is not even loaded
+    import collapsekit.models.registry as registry
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded for a finished study")
+
+    with monkeypatch.context() as m:
+        m.setattr(registry, "load_model", no_load)
+        code, stdout2, err = run_cli(monkeypatch, capsys, "ambiguity", "--model", str(path),
+                                     "--items", str(items), "--quick", "--k", "2",
+                                     "--max-new-tokens", "3", "--out", str(out), "--json",
+                                     "--resume")
+    assert code == 0, err
+    assert json.loads(stdout2)["records"] == data["records"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({**TINY_ITEMS[0], "intended": 5}) + "\n")
     code, _, err = run_cli(monkeypatch, capsys, "ambiguity", "--model", str(path),
                            "--items", str(bad), "--out", str(tmp_path / "bad"))
-    assert code == 2 and "does not point" in err and err.count("\n") == 1
+    assert code == 2 and "'intended'=5 must be an integer >= 0 and <= 1" in err
+    assert err.count("\n") == 1
     assert not (tmp_path / "bad").exists()
 
 
@@ -256,10 +303,14 @@ def test_cli(monkeypatch, capsys, tmp_path):
 def test_quick_stage_on_the_embedded_model(tmp_path):
     from collapsekit.models.registry import load_model
 
+    from dataclasses import asdict
+
     lm = load_model("embedded:smollm2-135m-instruct")
-    items = amb.load_items()[:4]
+    rows = [{**asdict(it), "candidates": list(it.candidates)} for it in amb.load_items()[:4]]
+    s = settings(items=write_items(tmp_path / "items.jsonl", rows), n_sampled=2, k=3,
+                 max_new_tokens=16)
     run = Run(tmp_path / "r", study="ambiguity", config={})
-    amb.stage(run, lm, items=items, n_sampled=2, k=3, max_new_tokens=16)
+    amb.study_stage(run, lm, s)
     got = values(run)
     assert 0 < got[("mean_candidate_entropy", 1, "sum", None)] <= math.log2(3)
     assert got[("mean_interpretation_entropy", 1, None, "greedy")] == 0.0
