@@ -21,6 +21,7 @@ from collapsekit.models.registry import LoadedModel
 from collapsekit.models.decoding import Decoding
 from collapsekit.models.sampling import sample
 from collapsekit.results import Run, load_run
+from collapsekit.studies import STUDIES
 from collapsekit.studies.probes import intention as study
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest
@@ -240,7 +241,7 @@ def test_score_regime_records_from_a_readout(tmp_path):
     problems = [{"id": f"q{i}", "question": "?", "answer": 7} for i in range(n)]
     generated = {("cot", p["id"]): ("so 3 + 4", 4) for p in problems}
     run = Run(tmp_path, study="t", config={})
-    rows = study.score_regime(run, r, problems, "cot", study.Settings(top_k=5), seed=0,
+    rows = study.score_regime(run, r, problems, "cot", settings(top_k=5), seed=0,
                               generated=generated, probe_layers=[1])
     rec = {(x["metric"], x.get("layer")): x for x in run.records}
     assert rec[("accuracy", None)]["value"] == 0.5 and rec[("accuracy", None)]["n_items"] == 12
@@ -258,7 +259,27 @@ def test_score_regime_records_from_a_readout(tmp_path):
                        "input_tokens": 5, "output": "7.", "reasoning": "so 3 + 4"}
 
 
-TINY_SETTINGS = study.Settings(n_items=6, cot_tokens=4, answer_tokens=3, probe_layers=2)
+def settings(quick=False, seed=0, **params):
+    """The registry's resolved settings of the intention study."""
+    return STUDIES["intention"].settings(params, quick=quick, seed=seed)
+
+
+TINY_SETTINGS = settings(n_items=6, cot_tokens=4, answer_tokens=3, probe_layers=2, seed=3)
+
+
+def test_settings_defaults_quick_and_errors(tmp_path):
+    full, quick = settings(), settings(quick=True)
+    assert (full.n_items, full.cot_tokens, full.answer_tokens, full.top_k, full.folds,
+            full.probe_layers, full.batch_size, full.sample_batch) == \
+        (None, 128, 8, 100, 5, None, 16, 48)
+    assert (quick.n_items, quick.cot_tokens, quick.probe_layers) == (24, 48, 4)
+    assert settings(quick=True, n_items=6).n_items == 6  # given values win over quick
+    for name, bad in (("cot_tokens", 0), ("answer_tokens", 0), ("top_k", 0),
+                      ("batch_size", 0), ("sample_batch", 0), ("folds", 1), ("n_items", 1),
+                      ("probe_layers", 0)):
+        with pytest.raises(ValueError, match=f"{name}={bad}"):
+            settings(**{name: bad})
+    assert study.check(settings(n_items=6)) == {"problems": "bundled", "n_items": 6}
 
 
 def tiny_lm():
@@ -271,7 +292,7 @@ def test_stage_records_table_resume_and_determinism(tmp_path):
     calls = {"n": 0}
     lm.model.register_forward_pre_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
     run = Run(tmp_path / "a", study="t", config={})
-    study.stage(run, lm, settings=TINY_SETTINGS, seed=3)
+    study.study_stage(run, lm, TINY_SETTINGS)
     for regime in study.REGIMES:
         assert run.has("accuracy", section="intention", regime=regime)
         assert run.has("probe_auroc", section="intention", regime=regime, layer=4)
@@ -281,12 +302,25 @@ def test_stage_records_table_resume_and_determinism(tmp_path):
     assert len(table["id"]) == 18 and set(table["regime"]) == set(study.REGIMES)
     assert (tmp_path / "a" / "intention" / "generations.jsonl").is_file()
     used = calls["n"]
+    # an interrupted run resumes inside the study: recorded regimes are kept, generations
+    # come from the cache
     resumed = Run(tmp_path / "a", study="t", config={}, resume=True)
-    study.stage(resumed, lm, settings=TINY_SETTINGS, seed=3)
+    study.study_stage(resumed, lm, TINY_SETTINGS)
     assert calls["n"] == used  # nothing recomputed
     again = Run(tmp_path / "b", study="t", config={})
-    study.stage(again, lm, settings=TINY_SETTINGS, seed=3)
+    study.study_stage(again, lm, TINY_SETTINGS)
     assert run.records == again.records
+    # one regime missing: only its readout runs (one forward per batch, plus decoding)
+    part = Run(tmp_path / "a", study="t", config={}, resume=True)
+    part.remove("accuracy", section="intention", regime="babble")
+    before = calls["n"]
+    study.study_stage(part, lm, TINY_SETTINGS)
+    assert calls["n"] > before
+    assert [r for r in part.records if r.get("regime") != "babble"] == \
+        [r for r in run.records if r.get("regime") != "babble"]
+    assert {(r["metric"], r.get("layer"), r["value"]) for r in part.records} == \
+        {(r["metric"], r.get("layer"), r["value"]) for r in run.records}
+    assert part.read_table("intention_items") == table
 
 
 def test_cli_intention(monkeypatch, capsys, tmp_path):
@@ -302,9 +336,23 @@ def test_cli_intention(monkeypatch, capsys, tmp_path):
     assert done.value.code == 0
     data = load_run(out)
     assert data["study"] == "intention" and data["config"]["n_items"] == 4
+    assert data["config"]["cot_tokens"] == 3 and data["config"]["probe_layers"] == 4  # quick
     assert {r["regime"] for r in data["records"] if r["metric"] == "accuracy"} == \
         set(study.REGIMES)
-    assert (out / "index.html").is_file()
+    assert (out / "index.html").is_file() and data["done"] == ["intention"]
+    # --resume of the finished run: skipped by the runner, without loading the model
+    import collapsekit.models.registry as registry
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded for a finished study")
+
+    with monkeypatch.context() as m:
+        m.setattr(registry, "load_model", no_load)
+        m.setattr(sys, "argv", args + ["--resume"])
+        with pytest.raises(SystemExit) as done:
+            cli.main()
+    assert done.value.code == 0
+    assert load_run(out)["records"] == data["records"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": 1, "question": "a?", "answer": 2}\n{"id": 2, "question": "b?"}\n')
     capsys.readouterr()
@@ -324,8 +372,8 @@ def test_real_embedded_model(tmp_path):
     lm = load_model("embedded:smollm2-135m-instruct", device="cpu")
     assert answer_cue(lm.tokenizer) == "The answer is "  # digits follow a space token
     run = Run(tmp_path / "r", study="t", config={})
-    study.stage(run, lm, settings=study.Settings(n_items=4, cot_tokens=8, answer_tokens=4,
-                                                 probe_layers=1))
+    study.study_stage(run, lm, settings(n_items=4, cot_tokens=8, answer_tokens=4,
+                                        probe_layers=1))
     h = [r["value"] for r in run.records if r["metric"] == "intention_entropy"]
     assert len(h) == 3 and all(0 <= x <= math.log2(49152) for x in h)
     table = run.read_table("intention_items")
