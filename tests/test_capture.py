@@ -269,7 +269,8 @@ def test_stream_feeds_every_consumer_every_batch():
     assert n == 6 and counts == [sum(map(n_words, TEXTS)) + n_words(TEXTS[0]),
                                  n_words(TEXTS[1]) + n_words(TEXTS[2])]
     (whole,) = capture_all(model, tok, TEXTS * 2, batch_size=6)
-    torch.testing.assert_close(sum(sums), whole.tokens(-1).double().sum(0), atol=1e-9, rtol=1e-9)
+    # 70 float32 rows (|x| ~ 1) summed; batch shape 4 vs 6 changes BLAS blocking (~1e-6 a row)
+    torch.testing.assert_close(sum(sums), whole.tokens(-1).double().sum(0), atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="consumers"):
         stream(model, tok, TEXTS, [])
     with pytest.raises(ValueError, match="consumers"):

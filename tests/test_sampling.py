@@ -229,7 +229,8 @@ def test_top_k_one_equals_greedy(models, tok):
         for si in s[2 * i:2 * i + 2]:
             assert si.token_ids == gi.token_ids
             assert si.sampling_logprobs == [0.0] * len(gi.token_ids)
-            np.testing.assert_allclose(si.token_logprobs, gi.token_logprobs, atol=1e-12)
+            # k=2 rows vs k=1: another batch shape, float32 logits may differ in ulps
+            np.testing.assert_allclose(si.token_logprobs, gi.token_logprobs, atol=1e-5, rtol=0)
 
 
 def test_stop_tokens_and_text(models, tok):
@@ -271,7 +272,7 @@ def test_determinism_seed_batch_and_other_prompts(models, tok, arch):
     d = sample(model, tok, PROMPTS, k=4, decoding=dec, seed=4, model_key="m")
     assert [s.token_ids for s in a] == [s.token_ids for s in b]     # logits may differ in ulps
     np.testing.assert_allclose(np.concatenate([s.token_logprobs for s in a]),
-                               np.concatenate([s.token_logprobs for s in b]), atol=1e-6, rtol=0)
+                               np.concatenate([s.token_logprobs for s in b]), atol=1e-5, rtol=0)
     assert [s.token_ids for s in c] == [s.token_ids for s in a[8:10]]
     assert [s.token_ids for s in a] != [s.token_ids for s in d]
     assert len({tuple(s.token_ids) for s in a[:4]}) > 1        # the k rows differ
