@@ -1,4 +1,5 @@
-"""Pure metric functions of arrays, texts and ``stats`` accumulators (DESIGN's public names)."""
+"""Pure metric functions of arrays, texts and ``stats`` accumulators, and their catalogue
+(``CATALOG``); the public names are listed in ``__all__``."""
 
 from .ambiguity import detect_conflicts, state_entropy
 from .attention import (AttentionEntropy, attention_entropy,
