@@ -9,8 +9,11 @@ import torch
 
 from collapsekit import cli
 from collapsekit.models.longcontext import greedy, prefill
+from collapsekit.models.registry import LoadedModel
+from collapsekit.results import Run, load_run
+from collapsekit.studies import STUDIES
 from collapsekit.studies.probes import passkey as pk
-from conftest import WORDS, make_model, make_tokenizer
+from conftest import WORDS, make_model, make_tokenizer, run_cli
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 SENTENCES = ["the cat sees the dog .", "a king loves the old queen .",
@@ -151,6 +154,73 @@ def test_command_end_to_end_with_clamping(monkeypatch, capsys, tmp_path):
     (summary,) = [r for r in data["records"] if r["metric"] == "passkey_collapse_length"]
     assert "clamped" in summary["note"]
     assert (out / "index.html").is_file() and (out / "tables" / "passkey_trials.csv").is_file()
+    assert data["config"]["lengths"] == [40, 50, 100] and data["config"]["depths"] == [0, 1]
+    assert data["done"] == ["passkey"]
+    # --resume of the finished run: the runner skips it without loading the model
+    import collapsekit.models.registry as registry
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded for a finished study")
+
+    with monkeypatch.context() as m:
+        m.setattr(registry, "load_model", no_load)
+        code, _, err = run_cli(monkeypatch, capsys, *sys.argv[1:-1], "--resume")
+    assert code == 0, err
+    assert load_run(out)["records"] == data["records"]
+
+
+def settings(quick=False, seed=0, **params):
+    return STUDIES["passkey"].settings(params, quick=quick, seed=seed)
+
+
+def test_settings_quick_full_and_errors(monkeypatch, capsys, tmp_path):
+    full, quick = settings(), settings(quick=True)
+    assert (full.lengths, full.depths, full.trials) == (
+        (256, 512, 1024, 2048, 4096, 8192), (0.0, 0.25, 0.5, 0.75, 1.0), 4)
+    assert (quick.lengths, quick.depths, quick.trials) == ((128, 256, 512, 1024),
+                                                           (0.0, 0.5, 1.0), 1)
+    assert (full.threshold, full.filler, full.max_new_tokens, full.chunk,
+            full.batch_tokens) == (0.5, "wikipedia", 8, 512, 4096)
+    assert settings(lengths="96,160").lengths == (96, 160)
+    for kw, message in (({"filler": "bogus"}, "choose one of news, wikipedia, kjv, repeat"),
+                        ({"threshold": 1.5}, "threshold=1.5"), ({"trials": 0}, "trials=0"),
+                        ({"depths": "0,1.5"}, "depths=0,1.5"), ({"lengths": ""}, "lengths"),
+                        ({"chunk": 0}, "chunk=0")):
+        with pytest.raises(ValueError, match=message):
+            settings(**kw)
+    code, _, err = run_cli(monkeypatch, capsys, "passkey", "--filler", "bogus",
+                           "--out", str(tmp_path / "x"))
+    assert code == 2 and "choose one of" in err and err.count("\n") == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_stage_resumes_from_the_trial_table(tmp_path):
+    """An interrupted run keeps its scored trials: only the missing ones meet the model."""
+    lm = LoadedModel(spec="tiny", model=make_model("llama"), tokenizer=make_tokenizer(),
+                     weight_hash="tiny", source="", load_seconds=0.0)
+    calls = []
+    lm.model.register_forward_pre_hook(lambda *a: calls.append(1))
+    s = settings(lengths="40,50", depths="0,1", trials=2, filler="repeat", seed=2)
+    run = Run(tmp_path / "a", study="passkey", config={})
+    pk.study_stage(run, lm, s)
+    rows = run.read_table("passkey_trials")
+    assert len(rows["passkey"]) == 2 * 2 * 2 and calls
+    full = [(r["metric"], r.get("length"), r.get("depth"), r["value"]) for r in run.records]
+    calls.clear()
+    resumed = Run(tmp_path / "a", study="passkey", config={}, resume=True)
+    pk.study_stage(resumed, lm, s)
+    assert calls == []  # every trial is in the table
+    assert [(r["metric"], r.get("length"), r.get("depth"), r["value"])
+            for r in resumed.records] == full
+    part = Run(tmp_path / "b", study="passkey", config={})
+    keep = [dict(zip(rows, v)) for v in zip(*rows.values()) if v[0] == 40]  # length 40 only
+    assert list(rows)[0] == "length" and len(keep) == 4
+    part.table("passkey_trials", keep)
+    pk.study_stage(part, lm, s)
+    assert calls  # the length-50 trials ran
+    assert part.read_table("passkey_trials") == rows
+    assert [(r["metric"], r.get("length"), r.get("depth"), r["value"])
+            for r in part.records] == full
 
 
 @pytest.mark.slow
@@ -160,7 +230,7 @@ def test_real_model_smoke(tmp_path):
 
     lm = load_model("embedded:smollm2-135m-instruct", device="cpu")
     run = Run(tmp_path / "r", study="passkey", config={})
-    pk.stage(run, lm, lengths=[96, 160], depths=[0.0], trials=1)
+    pk.study_stage(run, lm, settings(quick=True, lengths="96,160", depths="0", trials=1))
     acc = [r for r in run.records if r["metric"] == "passkey_accuracy"]
     assert [r["length"] for r in acc] == [96, 160]
     assert all(0 <= r["value"] <= 1 for r in acc)
