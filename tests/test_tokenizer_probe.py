@@ -257,16 +257,49 @@ def test_cli_tokenizer_on_a_tiny_model(monkeypatch, capsys, tmp_path, tiny_dir):
     for name in ("index.html", "tables/tokenizer_probe.parquet",
                  "tables/tokenizer_word_types.csv", "samples/tokenizer_probe.jsonl"):
         assert (out / name).is_file()
-    code, _, err = run_cli(monkeypatch, capsys, *args, "--resume")  # nothing recomputed
-    assert code == 0, err
+    assert data["done"] == ["tokenizer"] and data["config"]["probe"] is True
+    assert (data["config"]["n_texts"], data["config"]["n_probes"],
+            data["config"]["max_new_tokens"], data["config"]["max_words"]) == (2, 2, 6, 16)
+    assert data["model"]["spec"] == str(tiny_dir)
+    import collapsekit.models.registry as registry
 
+    def no_load(*a, **k):
+        raise AssertionError("the model's weights were loaded")
+
+    monkeypatch.setattr(registry, "load_model", no_load)
+    code, stdout, err = run_cli(monkeypatch, capsys, *args, "--resume")  # nothing recomputed
+    assert code == 0, err
+    assert json.loads(stdout)["records"] == data["records"]
+
+    # --no-probe: the search alone, on the tokenizer (load_model still refuses to run)
     code, stdout, err = run_cli(monkeypatch, capsys, "tokenizer", "--model", str(tiny_dir),
                                 "--texts", str(texts), "--no-probe", "--json",
                                 "--out", str(tmp_path / "search"))
     assert code == 0, err
     data = json.loads(stdout)
-    assert data["model"]["tokenizer_only"] is True
+    assert data["model"]["tokenizer_only"] is True and data["config"]["probe"] is False
+    assert data["model"]["spec"] == str(tiny_dir) and data["done"] == ["tokenizer"]
     assert not any(r["metric"] == "probe_cases" for r in data["records"])
+    assert got[("nonunique_word_type_rate", "any")] == next(
+        r["value"] for r in data["records"] if r["metric"] == "nonunique_word_type_rate"
+        and r.get("kind") == "any")
+
+
+def test_settings_quick_full_and_the_search_alone():
+    from collapsekit.studies import STUDIES
+
+    study = STUDIES["tokenizer"]
+    full, quick = study.settings(), study.settings(quick=True)
+    assert (full.n_texts, full.n_probes, full.max_new_tokens, full.max_words, full.probe) \
+        == (None, 128, 96, 24, True)
+    assert (quick.n_texts, quick.n_probes, quick.max_new_tokens, quick.max_words) == \
+        (200, 16, 48, 16)
+    assert full.human == "news" and full.texts is None
+    assert study.uses_model(full) and not study.uses_model(study.settings({"probe": "false"}))
+    for kw, message in (({"n_probes": 0}, "n_probes=0"), ({"human": "poems"}, "choose one"),
+                        ({"probe": "maybe"}, "true or false")):
+        with pytest.raises(ValueError, match=message):
+            study.settings(kw)
 
 
 def test_cli_errors_are_one_line(monkeypatch, capsys, tmp_path, tiny_dir):
@@ -275,6 +308,11 @@ def test_cli_errors_are_one_line(monkeypatch, capsys, tmp_path, tiny_dir):
     code, _, err = run_cli(monkeypatch, capsys, "tokenizer", "--model", str(tiny_dir),
                            "--texts", str(empty), "--out", str(tmp_path / "r"))
     assert code == 2 and "holds no texts" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+    code, _, err = run_cli(monkeypatch, capsys, "tokenizer", "--model", str(tiny_dir),
+                           "--n-probes", "0", "--out", str(tmp_path / "r"))
+    assert code == 2 and "n_probes=0" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
 
 
 # the real tokenizer ------------------------------------------------------------------------
