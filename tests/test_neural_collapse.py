@@ -353,3 +353,48 @@ def test_next_token_pairs_right_and_left_padding():
     batch = CaptureBatch(ids, mask, [hidden], None, None, ["final_norm"])
     x, y = next_token_pairs(batch, 0)
     assert x.squeeze(1).tolist() == [0.0, 1.0, 6.0] and y.tolist() == [6, 7, 9]
+
+
+def test_geometry_study_with_neural_collapse_matches_the_stage_and_resumes(
+        tmp_path, tiny_loaded, monkeypatch):
+    """The registry's way to neural collapse: ``collapsekit geometry --neural-collapse``
+    (the accumulators ride along geometry's pass) gives the standalone stage's numbers; a
+    finished run resumes without loading the model (the runner's done list)."""
+    import collapsekit.models.registry as registry
+    from collapsekit.results import Run, load_run
+    from collapsekit.studies import STUDIES, run_study
+    from collapsekit.studies import neural_collapse as study
+
+    lm, texts, held = tiny_loaded, sentences(40, 0), sentences(8, 1)
+    folder = tmp_path / "tiny"
+    lm.model.save_pretrained(folder, safe_serialization=True)
+    lm.tokenizer.save_pretrained(folder)
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("\n".join(texts + held) + "\n")
+    params = {"texts": str(corpus), "n": 40, "max_length": 64, "batch_size": 7,
+              "attention": False, "rank_collapse": False, "neural_collapse": True,
+              "nc_layer": "final_norm,block_1", "nc_heldout": 8}
+    s = STUDIES["geometry"].settings(params)
+    assert s.nc_layer == ("final_norm", "block_1") and s.nc_min_count == 2
+    with pytest.raises(ValueError, match="nc_max_classes=1"):
+        STUDIES["geometry"].settings({**params, "nc_max_classes": 1})
+    out = tmp_path / "run"
+    run_study("geometry", out, model=str(folder), params=params, device="cpu")
+    data = load_run(out)
+    got = {(r["metric"], r["layer_name"]): r["value"] for r in data["records"]
+           if r["section"] == "neural collapse"}
+    ref = Run(tmp_path / "ref", study="geometry", config={})
+    study.stage(ref, lm, texts, layers=("final_norm", "block_1"), heldout_texts=held,
+                min_count=2, batch_size=7, max_length=64)
+    want = {(r["metric"], r["layer_name"]): r["value"] for r in ref.records}
+    assert set(got) == set(want) and ("nc4_agreement", "final_norm") in got
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-9), key
+    assert data["done"] == ["geometry"] and data["config"]["neural_collapse"] is True
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded for a finished study")
+
+    monkeypatch.setattr(registry, "load_model", no_load)
+    run_study("geometry", out, model=str(folder), params=params, device="cpu", resume=True)
+    assert load_run(out)["records"] == data["records"]
