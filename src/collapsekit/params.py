@@ -14,14 +14,15 @@ from typing import Any
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
-def check_int(name: str, value, low: int | None = None, *, optional: bool = False) -> int:
-    """``value`` if it is an int (not a bool) ≥ ``low``; None passes when ``optional``."""
+def check_int(name: str, value, low: int | None = None, high: int | None = None, *,
+              optional: bool = False) -> int:
+    """``value`` if it is an int (not a bool) in [low, high]; None passes when ``optional``."""
     if value is None and optional:
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (
-            low is not None and value < low):
-        at_least = f" >= {low}" if low is not None else ""
-        raise ValueError(f"{name}={value!r} must be an integer{at_least}")
+            low is not None and value < low) or (high is not None and value > high):
+        rng = " and ".join(f"{op} {b}" for op, b in ((">=", low), ("<=", high)) if b is not None)
+        raise ValueError(f"{name}={value!r} must be an integer{' ' + rng if rng else ''}")
     return int(value)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..params import check_number
 from .uncertainty import semantic_entropy
 
 # English markers by category, matched case-insensitively on word boundaries (longest first).
@@ -146,9 +147,7 @@ def detect_conflicts(text: str, *, weights: dict | None = None,
             v, bool) and 0 <= v <= 1 for v in w.values()):
         raise ValueError(f"weights must map {sorted(WEIGHTS)} to numbers in [0, 1], got "
                          f"{weights!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or \
-            not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+    check_number("threshold", threshold, 0, 1, open_low=True)
     markers = tuple(sorted(_english(text) + _japanese(text), key=lambda m: m.start))
     score = 1.0 - math.prod(1.0 - w[m.category] for m in markers)
     cuts = [m for m in markers if m.category == "adversative"]

@@ -17,6 +17,7 @@ from itertools import combinations
 
 import numpy as np
 
+from ..params import check_int
 from .semantic import unit_rows
 
 # kind -> the field holding its argument
@@ -103,9 +104,8 @@ def check_constraints(constraints) -> list[dict]:
         arg = c.get(field)
         if field == "term" and not (isinstance(arg, str) and words(arg)):
             raise ValueError(f"constraint {i} ({kind}) needs a 'term' with at least one word")
-        if field == "value" and (isinstance(arg, bool) or not isinstance(arg, int) or arg < 0):
-            raise ValueError(f"constraint {i} ({kind}) needs an integer 'value' >= 0, "
-                             f"got {arg!r}")
+        if field == "value":
+            check_int(f"constraint {i} ({kind}): value", arg, 0)
         if set(c) - {"kind", field}:
             raise ValueError(f"constraint {i} ({kind}) has unknown fields "
                              f"{sorted(set(c) - {'kind', field})}: give only 'kind' and "

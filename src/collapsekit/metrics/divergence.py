@@ -31,7 +31,8 @@ import unicodedata
 import numpy as np
 import scipy.sparse as sp
 
-from collapsekit.metrics.lexical import Tokenizer, _check_int, _check_texts, _encode, _grams
+from collapsekit.metrics.lexical import Tokenizer, _check_texts, _encode, _grams
+from collapsekit.params import check_int
 
 FEATURES = ("sentence_length", "type_token_ratio", "punctuation_rate")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -69,7 +70,7 @@ def _ngram_matrix(p_texts, q_texts, n, tokenizer):
     """Per-text n-gram count matrices (texts × shared n-gram codes) of both sets."""
     p_texts = _check_texts(p_texts)
     q_texts = _check_texts(q_texts)
-    n = _check_int(n, "n", 1)
+    n = check_int("n", n, 1)
     flat, lengths = _encode(p_texts + q_texts, tokenizer)
     code, doc = _grams(flat, lengths, n)
     in_p = doc < len(p_texts)
@@ -104,7 +105,7 @@ def _ci(value: float, boot: np.ndarray, level: float) -> tuple[float, float]:
 
 
 def _check_boot(n_boot, level):
-    n_boot = _check_int(n_boot, "n_boot", 2)
+    n_boot = check_int("n_boot", n_boot, 2)
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level}")
     return n_boot
@@ -162,7 +163,7 @@ def stylometric_divergence(p_texts, q_texts, *, bins: int = 10, n_boot: int = 20
                            ) -> dict[str, tuple[float, float, float]]:
     """{feature: (JS, low, high)} for each stylometric feature (see the module docstring);
     bins are pooled quantiles; ``n_boot`` texts-resampling bootstrap replicates."""
-    bins = _check_int(bins, "bins", 2)
+    bins = check_int("bins", bins, 2)
     n_boot = _check_boot(n_boot, level)
     fp, fq = stylometric_features(p_texts), stylometric_features(q_texts)
     rng = np.random.default_rng(seed)

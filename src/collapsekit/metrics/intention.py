@@ -19,6 +19,8 @@ import numpy as np
 from scipy.special import logsumexp
 from scipy.stats import rankdata
 
+from ..params import check_int, check_number
+
 __all__ = ["intention_entropy", "auroc", "probe_auroc", "parse_answer"]
 
 _NUMBER = re.compile(r"(?<![\d.])-?\d+(?:,\d{3})*(?:\.\d+)?")
@@ -48,10 +50,8 @@ def intention_entropy(logits_or_probs, *, top_k: int | None = None, base: float 
     x = _matrix(logits_or_probs, "intention_entropy")
     if kind not in ("auto", "logits", "probs"):
         raise ValueError(f"intention_entropy: kind={kind!r}; use 'auto', 'logits' or 'probs'")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
-                              or top_k < 1):
-        raise ValueError(f"intention_entropy: top_k={top_k!r} must be an int >= 1 or None")
-    if not (isinstance(base, (int, float)) and base > 0 and base != 1 and math.isfinite(base)):
+    top_k = check_int("intention_entropy: top_k", top_k, 1, optional=True)
+    if check_number("intention_entropy: base", base, 0, open_low=True) == 1:
         raise ValueError(f"intention_entropy: base={base!r} must be a positive number != 1")
     if np.isnan(x).any() or np.isposinf(x).any():
         raise ValueError("intention_entropy: input contains NaN or +inf; check the model's "
@@ -136,10 +136,10 @@ def probe_auroc(features, labels, *, folds: int = 5, seed: int = 0, c: float = 1
     if not np.isfinite(x).all():
         raise ValueError("probe_auroc: features contain NaN or inf; fix or drop those items")
     y = _binary(labels, x.shape[0], "probe_auroc")
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
-        raise ValueError(f"probe_auroc: folds={folds!r} must be an int >= 2")
-    if not 0 < level < 1 or not (isinstance(n_boot, int) and n_boot >= 1):
-        raise ValueError("probe_auroc: level must be in (0, 1) and n_boot an int >= 1")
+    folds = check_int("probe_auroc: folds", folds, 2)
+    n_boot = check_int("probe_auroc: n_boot", n_boot, 1)
+    if not 0 < level < 1:
+        raise ValueError(f"probe_auroc: level={level!r} must be in (0, 1)")
     n_pos = int(y.sum())
     out = {"auroc": None, "ci_low": None, "ci_high": None, "pooled_auroc": None,
            "fold_auroc_std": None, "folds": 0, "n": int(y.size), "n_positive": n_pos}

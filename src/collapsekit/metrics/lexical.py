@@ -15,6 +15,7 @@ import numpy as np
 
 from collapsekit.metrics import bleu as _bleu
 from collapsekit.metrics import rouge as _rouge
+from collapsekit.params import check_int
 
 Tokenizer = Callable[[str], Sequence]
 
@@ -35,12 +36,6 @@ def _check_texts(texts, min_texts: int = 1) -> list[str]:
                 "(missing values are often float NaN)"
             )
     return texts
-
-
-def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def _encode(texts: list[str], tokenizer: Tokenizer | None) -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +82,7 @@ def distinct_n(texts: Sequence[str], n: int, *, tokenizer: Tokenizer | None = No
     cross text boundaries. ``per_token=True`` divides by the number of tokens instead, as the
     paper words it ("scaled by total number of generated tokens"); same value for n = 1."""
     texts = _check_texts(texts)
-    n = _check_int(n, "n", 1)
+    n = check_int("n", n, 1)
     flat, lengths = _encode(texts, tokenizer)
     code, _ = _grams(flat, lengths, n)
     if code.size == 0:
@@ -104,8 +99,8 @@ def ead(texts: Sequence[str], n: int, vocab_size: int, *, tokenizer: Tokenizer |
     you assume. EAD can exceed 1 (more distinct than uniform draws); ``cap=True`` returns
     min(EAD, 1), which the paper does not do."""
     texts = _check_texts(texts)
-    n = _check_int(n, "n", 1)
-    v = _check_int(vocab_size, "vocab_size", 1)
+    n = check_int("n", n, 1)
+    v = check_int("vocab_size", vocab_size, 1)
     flat, lengths = _encode(texts, tokenizer)
     code, _ = _grams(flat, lengths, n)
     if code.size == 0:
@@ -125,7 +120,7 @@ def ngram_diversity(texts: Sequence[str], max_n: int = 4, *, tokenizer: Tokenize
     reproduces it exactly (differs from the default only on runs of spaces, tabs, newlines).
     ``return_per_n=True`` returns {n: unique/total} instead of the sum."""
     texts = _check_texts(texts)
-    max_n = _check_int(max_n, "max_n", 1)
+    max_n = check_int("max_n", max_n, 1)
     flat, _ = _encode(texts, tokenizer)
     if flat.size < max_n:
         raise ValueError(f"the texts have {flat.size} tokens in all, fewer than max_n={max_n}")
@@ -147,7 +142,7 @@ def compression_ratio(texts: Sequence[str], *, sep: str = "\n", level: int = 9,
     by " ", gzip level 9 written through ``GzipFile('compressed.gz')``, whose header also stores
     the file name (11 more bytes). Older versions compressed twice (README example 1.641)."""
     texts = _check_texts(texts)
-    level = _check_int(level, "level", 0)
+    level = check_int("level", level, 0)
     if level > 9:
         raise ValueError(f"level must be in 0..9 (gzip), got {level}")
     if not any(texts):
@@ -164,7 +159,7 @@ def self_repetition(texts: Sequence[str], n: int = 4, *,
     mean_i log(1 + Σ_{g ∈ G_i} (df(g) − 1)), G_i the distinct n-grams of text i and df(g) the
     number of texts containing g (natural log; texts without n-grams contribute log 1 = 0)."""
     texts = _check_texts(texts)
-    n = _check_int(n, "n", 1)
+    n = check_int("n", n, 1)
     flat, lengths = _encode(texts, tokenizer)
     code, doc = _grams(flat, lengths, n)
     d, g, _ = _bleu._doc_counts(code, doc)
@@ -198,7 +193,7 @@ def rep_n(texts: Sequence[str], n: int, *, tokenizer: Tokenizer | None = None,
     of each text is skipped (``while end_idx < len``), unique and total counts are summed over
     texts, then 1 − Σunique/Σtotal (the code reports round(100·that, 2))."""
     texts = _check_texts(texts)
-    n = _check_int(n, "n", 1)
+    n = check_int("n", n, 1)
     value = _rep(texts, n, tokenizer, reference)
     if reference:
         unique, total = value
@@ -232,7 +227,7 @@ def self_bleu(texts: Sequence[str], max_n: int = 4, *, tokenizer: Tokenizer | No
     the closest reference length comes from the sorted lengths. ``per_text=True`` returns the
     per-text BLEU array instead of its mean."""
     texts = _check_texts(texts, min_texts=2)
-    max_n = _check_int(max_n, "max_n", 1)
+    max_n = check_int("max_n", max_n, 1)
     flat, lengths = _encode(texts, tokenizer)
     grams = [_grams(flat, lengths, n) for n in range(1, max_n + 1)]
     scores = _bleu.self_bleu_scores(grams, lengths)
@@ -304,7 +299,7 @@ def repetition_loops(text_or_tokens, *, min_repeats: int = 3,
     smallest period p such that the longest suffix with t[k] = t[k+p] spans ≥ ``min_repeats``·p
     tokens. Only loops that reach the end count (a loop in the middle is not reported).
     Accepts a string (tokenised by ``tokenizer`` or whitespace) or a token sequence (str or ids)."""
-    min_repeats = _check_int(min_repeats, "min_repeats", 2)
+    min_repeats = check_int("min_repeats", min_repeats, 2)
     if isinstance(text_or_tokens, str):
         flat, _ = _encode([text_or_tokens], tokenizer)
     else:

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ..params import check_int
+
 RESISTANCE = {
     "linear": lambda d: float(d),
     "blocking": lambda d: 0.0 if d < 4 else (5.0 if d == 4 else math.inf),
@@ -41,8 +43,7 @@ def resistance(d: int, name: str = "linear") -> float:
     """f(d) of the named resistance function; 0 for a new node (d = 0)."""
     if name not in RESISTANCE:
         raise ValueError(f"resistance {name!r} is unknown; use one of {sorted(RESISTANCE)}")
-    if isinstance(d, bool) or not isinstance(d, int) or d < 0:
-        raise ValueError(f"loop depth d={d!r} must be an int >= 0")
+    d = check_int("loop depth d", d, 0)
     return 0.0 if d == 0 else RESISTANCE[name](d)
 
 
@@ -50,8 +51,7 @@ class Graph:
     """The n-grams (n ≤ ``max_n``) of one context, updated token by token."""
 
     def __init__(self, tokens: Sequence[int] = (), max_n: int = 5):
-        if isinstance(max_n, bool) or not isinstance(max_n, int) or max_n < 1:
-            raise ValueError(f"max_n={max_n!r} must be an int >= 1")
+        max_n = check_int("max_n", max_n, 1)
         self.max_n, self.tokens, self.seen = max_n, [], set()
         for t in tokens:
             self.add(int(t))

@@ -15,8 +15,9 @@ module and puts the original values back on exit, even after an exception.
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
+
+from ..params import check_number
 
 
 def _attention_modules(model) -> list:
@@ -34,9 +35,7 @@ def _attention_modules(model) -> list:
 def temp_scale(model, tau: float):
     """Inside the ``with`` block, every self-attention of ``model`` (a SentenceTransformer or
     a transformers module) uses logits divided by ``tau``; τ = 1 changes nothing."""
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not (
-            math.isfinite(tau) and tau > 0):
-        raise ValueError(f"tau must be a positive finite number, got {tau!r}: e.g. 0.9")
+    check_number("tau", tau, 0, open_low=True)  # e.g. 0.9
     mods = _attention_modules(model)
     saved = [m.scaling for m in mods]
     try:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 
 from ..mitigate import momentum
+from ..params import check_int, check_number
 from .longcontext import cache_arg, keeps_logits
 
 # Chat end-of-turn tokens of common families (SmolLM/Qwen, Gemma, Llama 3, Phi-3).
@@ -48,30 +49,19 @@ class Decoding:
     momentum_resistance: str = "linear"
 
     def __post_init__(self):
-        t, p = self.temperature, self.top_p
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (0 <= t < math.inf):
-            raise ValueError(f"temperature={t!r} must be a finite number >= 0; use 0 for greedy")
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not (0 < p <= 1):
-            raise ValueError(f"top_p={p!r} must be in (0, 1]; use 1.0 to turn nucleus sampling off")
-        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
-            raise ValueError(f"top_k={self.top_k!r} must be an int >= 0; use 0 to turn it off")
-        n = self.max_new_tokens
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"max_new_tokens={n!r} must be an int >= 1")
+        # temperature 0: greedy; top_p 1, top_k 0: off
+        object.__setattr__(self, "temperature", check_number("temperature", self.temperature, 0))
+        object.__setattr__(self, "top_p", check_number("top_p", self.top_p, 0, 1, open_low=True))
+        for name, low in (("top_k", 0), ("max_new_tokens", 1)):
+            object.__setattr__(self, name, check_int(name, getattr(self, name), low))
         if not isinstance(self.chat, bool):
             raise ValueError(f"chat={self.chat!r} must be True or False")
-        object.__setattr__(self, "temperature", float(t))
-        object.__setattr__(self, "top_p", float(p))
         self._check_momentum()
 
     def _check_momentum(self):
-        m = self.momentum
-        if isinstance(m, bool) or not isinstance(m, (int, float)) or not (0 <= m < math.inf):
-            raise ValueError(f"momentum={m!r} must be a finite number >= 0; use 0 to turn it off")
+        m = check_number("momentum", self.momentum, 0)  # 0: off
         for name in ("momentum_k", "momentum_max_n"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}={v!r} must be an int >= 1")
+            object.__setattr__(self, name, check_int(name, getattr(self, name), 1))
         if self.momentum_resistance not in momentum.RESISTANCE:
             raise ValueError(f"momentum_resistance={self.momentum_resistance!r} is unknown; "
                              f"use one of {sorted(momentum.RESISTANCE)}")

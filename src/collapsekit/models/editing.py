@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..params import check_int, check_number
 from .capture import find_layers
 
 
@@ -37,8 +38,7 @@ def mlp_output_matrix(model, layer: int) -> tuple[str, torch.nn.Parameter]:
     (0-based; negative counts from the end)."""
     _, blocks, _ = find_layers(model)
     n = len(blocks)
-    if isinstance(layer, bool) or not isinstance(layer, int) or not -n <= layer < n:
-        raise ValueError(f"edit layer {layer!r} is not a block index in [0, {n})")
+    layer = check_int("edit layer (block index)", layer, -n, n - 1)
     block = blocks[layer]
     mlp = getattr(block, "mlp", None)
     if mlp is None:
@@ -67,8 +67,7 @@ def rank_one_edit(model, *, layer: int, scale: float, seed: int = 0,
     ``numpy.random.default_rng(seed)`` (same seed, same edit). ``norm``: the ‖W‖₂ to scale
     by (e.g. of the unedited matrix, so successive edits have equal size); default: the
     current matrix's."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not np.isfinite(scale):
-        raise ValueError(f"edit scale {scale!r} must be a finite number")
+    scale = check_number("edit scale", scale)
     name, w = mlp_output_matrix(model, layer)
     rng = np.random.default_rng(seed)
     u, v = rng.standard_normal(w.shape[0]), rng.standard_normal(w.shape[1])

@@ -12,6 +12,8 @@ import inspect
 
 import torch
 
+from ..params import check_int
+
 
 def context_length(model) -> int | None:
     """The model's maximum context (``max_position_embeddings``), or None when unknown."""
@@ -38,8 +40,7 @@ def prefill(model, ids, *, chunk: int = 512, all_logits: bool = False):
 
     Returns ``(logits, cache)``: float32 logits of every position (B, T, V) when
     ``all_logits``, else of the last position only (B, V); ``cache`` continues decoding."""
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk={chunk!r} must be an int >= 1 (tokens per forward pass)")
+    chunk = check_int("chunk", chunk, 1)  # tokens per forward pass
     device = next(model.parameters()).device
     try:
         ids = torch.as_tensor(ids, dtype=torch.long, device=device)
@@ -64,9 +65,7 @@ def greedy(model, ids, *, max_new_tokens: int = 8, chunk: int = 512,
            stop_ids=()) -> list[list[int]]:
     """Greedy continuations of equal-length prompt rows ``ids`` after a chunked prefill:
     per row up to ``max_new_tokens`` new token ids, cut before its first of ``stop_ids``."""
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
-            or max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an int >= 1")
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, 1)
     logits, cache = prefill(model, ids, chunk=chunk)
     name, stop = cache_arg(model), torch.tensor(sorted(set(stop_ids)), dtype=torch.long)
     toks = []

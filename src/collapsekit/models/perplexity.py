@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import NotApplicable
+from ..params import check_int
 from .longcontext import context_length
 
 
@@ -99,8 +100,7 @@ def document_nll(model, tokenizer, texts: list[str], *, batch_size: int = 4,
     """NLL of every document of ``texts`` under ``model`` (see the module docstring),
     ``batch_size`` documents per forward pass (right-padded, masked). ``progress(n)`` is
     called with the number of documents done after each batch."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
+    batch_size = check_int("batch_size", batch_size, 1)
     docs = encode_documents(tokenizer, texts, context_length(model))
     if any(len(d) < 2 for d in docs):
         raise ValueError("a document encodes to zero tokens: remove it")

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import NotApplicable
+from ..params import check_int
 from .capture import find_layers
 from .longcontext import context_length
 from .decoding import DecodeModel, stop_ids
@@ -105,11 +106,8 @@ def readout(model, tokenizer, texts: list[str], *, max_new_tokens: int = 8,
     ``max_new_tokens`` greedy tokens after it (0: none). Texts are batched by length.
     ``device``: where inputs go (default: the model's first parameter's device);
     ``progress(n)`` is called with the number of texts after each batch."""
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) \
-            or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an int >= 0")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
+    max_new_tokens = check_int("max_new_tokens", max_new_tokens, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
     ids = _encode_all(tokenizer, texts)
     ctx = context_length(model)
     longest = max(range(len(ids)), key=lambda i: len(ids[i]))

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ..errors import NotApplicable
+from ..params import check_int
 from .decoding import DecodeModel, Decoding, _generate, stop_ids
 from .longcontext import context_length
 from .sample_cache import Sample, append_samples, read_cache, sample_key
@@ -77,17 +78,13 @@ def sample(model, tokenizer, prompts, *, k: int = 8, decoding: Decoding = Decodi
     Prompts longer than the context are cut from the left to leave ``max_new_tokens``.
     """
     items = _prompt_list(prompts)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k={k!r} must be an int >= 1 (samples per prompt)")
+    k = check_int("k", k, 1)
     if not isinstance(decoding, Decoding):
         raise ValueError("decoding must be a Decoding(...) instance")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed={seed!r} must be an int")
+    seed = check_int("seed", seed)
     if not isinstance(model_key, str) or not model_key:
         raise ValueError("model_key must be a non-empty string naming the model, e.g. its spec")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
-                                   or batch_size < 1):
-        raise ValueError(f"batch_size={batch_size!r} must be an int >= 1 or None")
+    batch_size = check_int("batch_size", batch_size, 1, optional=True)
     path = Path(cache) if cache is not None else None
     found = read_cache(path) if path is not None else {}
     keys = [[sample_key(model_key, text, decoding, seed, i) for i in range(k)] for _, text in items]

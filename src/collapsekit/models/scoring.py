@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import NotApplicable
+from ..params import check_int
 from .longcontext import context_length, keeps_logits
 
 
@@ -70,8 +71,7 @@ def score_continuations(model, tokenizer, contexts, candidates, *, batch_size: i
     if not isinstance(candidates, Sequence) or len(candidates) != len(contexts):
         raise ValueError(f"candidates must be a list with one list of strings per context "
                          f"({len(contexts)} contexts)")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} must be an int >= 1")
+    batch_size = check_int("batch_size", batch_size, 1)
     rows = []  # (context index, candidate index, context ids, candidate ids)
     for i, (ctx, cands) in enumerate(zip(contexts, candidates)):
         ids = _ids(tokenizer, ctx, i)

@@ -23,18 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..params import check_int
 from .moments import Moments, to_numpy64
 
 __all__ = ["ClassMoments", "ClassStats", "select_classes", "memory_bytes"]
 
 DEFAULT_MAX_BYTES = 4 * 2**30
 GLOBAL_MEANS = ("class_means", "sample")
-
-
-def _int(value, what: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{what} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def memory_bytes(n_classes: int, dim: int, num_classes: int | None = None) -> int:
@@ -56,10 +51,10 @@ def select_classes(counts, *, max_classes: int | None = None, min_count: int = 1
                          f"got dtype {counts.dtype} and shape {counts.shape}")
     if (counts < 0).any():
         raise ValueError("counts contains negative values: pass label frequencies")
-    min_count = _int(min_count, "min_count", 1)
+    min_count = check_int("min_count", min_count, 1)
     ids = np.flatnonzero(counts >= min_count)
     if max_classes is not None:
-        max_classes = _int(max_classes, "max_classes", 2)
+        max_classes = check_int("max_classes", max_classes, 2)
         order = np.lexsort((ids, -counts[ids]))  # by count descending, then id ascending
         ids = np.sort(ids[order[:max_classes]])
     return ids
@@ -104,8 +99,8 @@ class ClassMoments:
     def __init__(self, num_classes: int, dim: int, *, classes=None,
                  max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None):
         self.name = name
-        self.num_classes = _int(num_classes, "num_classes", 2)
-        self.dim = _int(dim, "dim", 1)
+        self.num_classes = check_int("num_classes", num_classes, 2)
+        self.dim = check_int("dim", dim, 1)
         if classes is None:
             self.classes, table = np.arange(self.num_classes), None
         else:

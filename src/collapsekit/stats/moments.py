@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..params import check_int
+
 __all__ = ["Moments", "to_numpy64"]
 
 
@@ -39,13 +41,11 @@ class Moments:
     """
 
     def __init__(self, dim: int | None = None, *, unit_sum: bool = True, name: str | None = None):
-        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, (int, np.integer))
-                                or dim < 1):
-            raise ValueError(f"Moments: dim must be a positive int or None, got {dim!r}")
+        dim = check_int("Moments: dim", dim, 1, optional=True)
         self.name = name
         self.track_unit_sum = bool(unit_sum)
         self.n = 0
-        self.dim = None if dim is None else int(dim)
+        self.dim = dim
         self._shift = self._rel = self._m2 = self._usum = None  # set by the first data
 
     def _err(self, msg: str) -> ValueError:

@@ -31,6 +31,7 @@ import numpy as np
 from ...errors import InputFileError
 from ...metrics.ambiguity import (candidate_distribution, detect_conflicts, entropy_bits,
                                   state_entropy)
+from ...params import check_int
 from ...stats.bootstrap import bootstrap_mean_ci
 
 SECTION = "ambiguity"
@@ -71,10 +72,7 @@ def parse_items(rows: list[dict], where: str = "items") -> list[Item]:
                              "interpretations")
         if len(set(cands)) != len(cands):
             raise ValueError(f"{name}: 'candidates' repeats an interpretation")
-        k = r.get("intended")
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < len(cands):
-            raise ValueError(f"{name}: 'intended' = {k!r} does not point to one of its "
-                             f"{len(cands)} candidates (0-based index)")
+        k = check_int(f"{name}: 'intended'", r.get("intended"), 0, len(cands) - 1)
         items.append(Item(str(r.get("id", n)), str(r.get("category", "")), r["turn1"],
                           tuple(cands), r["turn2"], k))
     if len({i.id for i in items}) != len(items):

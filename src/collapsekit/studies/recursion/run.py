@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from ...params import check_int
 from .engine import run_lanes
 from .learners import LEARNERS, make_learner
 from .strategies import parse_strategies
@@ -77,12 +78,6 @@ def read_sweep(path) -> dict:
     return data
 
 
-def _count(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def plan(*, learner, strategies, generations, seeds, params, config_file=None, **objects):
     """Validate a sweep before any work: returns (learner, strategies, generations, seeds,
     config). Explicit arguments override the sweep file's; None means 'not given'."""
@@ -93,9 +88,9 @@ def plan(*, learner, strategies, generations, seeds, params, config_file=None, *
     merged = {**sweep.get("params", {}), **(params or {})}
     lrn = make_learner(name, merged, **objects)
     strats = parse_strategies(strategies if strategies else sweep.get("strategies"))
-    gens = _count(generations if generations is not None else sweep.get("generations"),
-                  "generations")
-    n_seeds = _count(seeds if seeds is not None else sweep.get("seeds", 1), "seeds")
+    gens = check_int("generations", generations if generations is not None
+                     else sweep.get("generations"), 1)
+    n_seeds = check_int("seeds", seeds if seeds is not None else sweep.get("seeds", 1), 1)
     for s in strats:
         s.check(lrn.n)
         bad = sorted(set(s.sampling) - lrn.sampling)
