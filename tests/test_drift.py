@@ -242,13 +242,10 @@ def test_command_edits_and_two_models(monkeypatch, capsys, tmp_path):
     assert not (tmp_path / "low").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="registry regression: settings resolve --edits to its "
-                   "default, so drift.check cannot tell that --edits was given with two "
-                   "models (the old 'applies to one model' error); needs the given params")
 def test_edits_with_two_models_is_refused(monkeypatch, capsys, tmp_path):
     tiny, twin, texts = _tiny_dir(tmp_path), _tiny_dir(tmp_path, "twin"), tmp_path / "t.txt"
     texts.write_text("\n".join(TEXTS) + "\n")
     code, _, err = _cli(monkeypatch, capsys, "--model", str(tiny), "--model", str(twin),
                         "--texts", str(texts), "--edits", "2", "--out", str(tmp_path / "bad"))
-    assert code == 2 and "--edits applies to one model" in err
+    assert code == 2 and "edits apply to one model (edit mode)" in err
     assert not (tmp_path / "bad").exists()

@@ -32,8 +32,8 @@ Hook = Union[Callable, str]  # a function, or "module:function" imported when fi
 
 class Settings:
     """A study's resolved settings, read as attributes (``s.k``) or keys (``s["k"]``);
-    ``dict(s)`` gives them all. Always holds ``seed`` and ``quick``, and ``model`` for
-    studies that run on a model. (Not a dict subclass: a parameter may be called
+    ``dict(s)`` gives them all. Always holds ``seed``, ``quick`` and ``given`` (the names the
+    user set), and ``model`` for studies that run on a model. (Not a dict subclass: a parameter may be called
     ``items``.)"""
 
     def __init__(self, values: dict | None = None, **more):
@@ -105,7 +105,7 @@ class Study:
         quick = bool(quick or (in_scan and self.scan_quick))
         base = {**((self.scan or {}) if in_scan else {}), **(self.quick if quick else {})}
         s = Settings(parse_params(f"study {self.name!r}", self.params, given, base),
-                     seed=seed, quick=quick)
+                     seed=seed, quick=quick, given=tuple(sorted(given or ())))
         if self.takes_model:
             s["model"] = model
         return s

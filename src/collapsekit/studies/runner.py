@@ -18,7 +18,7 @@ from ..errors import NotApplicable
 from ..results import Run
 from .registry import Models, Settings, Study, get, hook, scan_studies
 
-COMMON = ("model", "seed", "quick")  # settings the runner sets, not parameters
+COMMON = ("model", "seed", "quick", "given")  # set by the runner, not parameters
 
 
 def _say(text: str) -> None:

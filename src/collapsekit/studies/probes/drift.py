@@ -215,6 +215,10 @@ def check(s) -> dict:
                          f"{len(s.model)}")
     if not s.threshold > 1:
         raise ValueError(f"threshold={s.threshold!r} must be > 1 (a ratio of perplexities)")
+    edit_only = sorted({"edits", "edit_layer", "edit_scale"} & set(s.given))
+    if len(s.model) == 2 and edit_only:
+        raise ValueError(f"{', '.join(edit_only)} apply to one model (edit mode): give one "
+                         "--model, or drop them")
     return {"texts": str(s.texts) if s.texts else f"human:{s.human}", "n": len(_texts(s)),
             "mode": "edit" if len(s.model) == 1 else "compare"}
 
