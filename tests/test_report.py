@@ -1,7 +1,7 @@
-"""HTML report: self-contained, escaped, one plot per (metric, kind), valid PNGs."""
+"""HTML report: self-contained, escaped, one plot per (metric, kind), valid PNGs (the
+layout itself: tests/test_layout.py)."""
 
 import base64
-import math
 import re
 
 import pytest
@@ -9,7 +9,7 @@ import pytest
 from collapsekit.errors import InputFileError
 from collapsekit.metrics import CATALOG
 from collapsekit.report import plots
-from collapsekit.report.html import _heatmap_data, _line_data, render
+from collapsekit.report.html import render
 from collapsekit.results import Run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -36,6 +36,7 @@ def build(path):
     for p in range(6):
         run.add("distinct_2", p / 10, prompt_id=p, model=XSS, section="diversity")
     run.add("vendi_score", 3.25, ci_low=2.5, ci_high=4.0, section="diversity", note=XSS)
+    run.add("semantic_spread", 0.5, ci_low=0.25, section="diversity")  # one CI bound
     run.add("self_bleu", float("nan"), section="diversity")
     run.add(XSS, 1.0, section="diversity")
     for strategy in ("replace", "accumulate"):
@@ -112,6 +113,7 @@ def test_layout_header_sections_and_scalars(page):
              ("geometry", "attention", "diversity", "recursion", "other", "samples")]
     assert order == sorted(order)
     assert "<td class='num'>3.25</td><td>[2.5, 4]</td><td>lower = collapse</td>" in html
+    assert "<td class='num'>0.5</td><td>[0.25, NaN]</td>" in html
     assert "<td class='num'>NaN</td>" in html  # self_bleu was NaN -> null -> shown as NaN
     assert "<td>loose_metric</td>" in html
     assert "Shaded band: the confidence interval" in html  # rankme has CIs
@@ -123,40 +125,6 @@ def test_samples_first_n_per_prompt_in_details(page):
     assert "sample-0-1" in html and "sample-1-1" in html
     assert "sample-0-2" not in html and "sample-1-2" not in html  # samples_per_prompt=2
     assert html.count("<details><summary>prompt ") == 2
-
-
-def test_line_data_means_ranges_and_cis():
-    recs = [{"metric": "m", "value": v, "generation": g, "seed": s, "strategy": "r"}
-            for g, s, v in ((0, 0, 1.0), (0, 1, 3.0), (1, 0, 5.0), (1, 1, 5.0))]
-    series, merged, bands = _line_data(recs, "generation")
-    assert series == {"r": {"x": [0, 1], "y": [2.0, 5.0], "lo": [1.0, 5.0],
-                            "hi": [3.0, 5.0]}}
-    assert merged == 2 and bands == {"range"}
-    recs = [{"metric": "m", "value": 2.0, "layer": 1, "ci_low": 1.0, "ci_high": 4.0},
-            {"metric": "m", "value": 1.0, "layer": 0, "ci_low": 0.5, "ci_high": None}]
-    series, merged, bands = _line_data(recs, "layer")
-    assert series == {"": {"x": [0, 1], "y": [1.0, 2.0]}}  # one CI missing: no band
-    assert merged == 0 and bands == set()
-    # layer_name only names the layer: not a series; model is.
-    recs = [{"metric": "m", "value": float(i + j), "layer": i, "layer_name": f"h.{i}",
-             "model": m} for i in range(3) for j, m in enumerate(("a", "b"))]
-    series, _, _ = _line_data(recs, "layer")
-    assert {k: v["y"] for k, v in series.items()} == {"a": [0.0, 1.0, 2.0],
-                                                     "b": [1.0, 2.0, 3.0]}
-    # two runs whose depths differ name layer 2 differently; a constant field is no label
-    recs = [{"metric": "m", "value": 1.0, "layer": i, "source": "wiki", "run": r,
-             "layer_name": "final_norm" if (r, i) == ("b", 2) else f"block_{i}"}
-            for i in range(3) for r in ("a", "b")]
-    assert set(_line_data(recs, "layer")[0]) == {"a", "b"}
-
-
-def test_heatmap_data_places_cells():
-    recs = [{"metric": "e", "value": v, "layer": layer, "head": h, "model": "x"}
-            for layer, h, v in ((1, 0, 2.0), (0, 1, 3.0), (1, 1, 4.0), (1, 1, 6.0))]
-    panels, merged = _heatmap_data(recs)
-    mat, rows, cols = panels["x"]
-    assert rows == [0, 1] and cols == [0, 1] and merged == 1
-    assert math.isnan(mat[0][0]) and mat[0][1] == 3.0 and mat[1] == [2.0, 5.0]
 
 
 def test_metric_info_and_labels():
