@@ -157,8 +157,8 @@ def test_settings_errors(tmp_path):
         study.settings({"rounds": 0})
     with pytest.raises(ValueError, match="agents=1"):
         study.settings({"n_agents": 1})
-    with pytest.raises(ValueError, match="temperature"):  # parses (>= 0); check wants > 0
-        ag.check(study.settings({"temperature": 0}))
+    with pytest.raises(ValueError, match="temperature=0 for study 'agents': must be above 0"):
+        study.settings({"temperature": 0})
     with pytest.raises(ValueError, match="max_new_tokens=0"):
         study.settings({"max_new_tokens": 0})
     path = tmp_path / "s.jsonl"

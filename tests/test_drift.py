@@ -167,8 +167,8 @@ def test_settings_and_check(tmp_path):
     assert drift.check(s)["mode"] == "compare"
     with pytest.raises(ValueError, match="not 3"):
         drift.check(study.settings({"texts": str(texts)}, model=("a", "b", "c")))
-    with pytest.raises(ValueError, match="must be > 1"):
-        drift.check(study.settings({"texts": str(texts), "threshold": 1}, model=("a",)))
+    with pytest.raises(ValueError, match="threshold=1 for study 'drift': must be above 1"):
+        study.settings({"texts": str(texts), "threshold": 1}, model=("a",))
     with pytest.raises(ValueError, match="threshold=0.5"):
         study.settings({"threshold": 0.5})
     with pytest.raises(ValueError, match="edits=0"):
@@ -238,7 +238,7 @@ def test_command_edits_and_two_models(monkeypatch, capsys, tmp_path):
     code, _, err = _cli(monkeypatch, capsys, "--model", str(tiny), "--model", str(twin),
                         "--threshold", "1", "--texts", str(texts),
                         "--out", str(tmp_path / "low"))
-    assert code == 2 and "threshold=1.0 must be > 1" in err
+    assert code == 2 and "threshold=1 for study 'drift': must be above 1" in err
     assert not (tmp_path / "low").exists()
 
 

@@ -100,3 +100,11 @@ def test_parse_params_defaults_base_and_unknown_names():
     assert parse_params("s", specs, {"x": "0.5"}, base={"n": 4}) == {"n": 4, "x": 0.5}
     with pytest.raises(ValueError, match="unknown parameter.*y for s: it takes n, x"):
         parse_params("s", specs, {"y": 1})
+
+
+def test_param_open_low_refuses_the_bound_itself():
+    p = Param(float, 0.5, "a threshold", low=0, high=1, open_low=True)
+    assert p.parse("study 'x'", "threshold", "1e-9") == 1e-9
+    with pytest.raises(ValueError, match="--param threshold=0 for study 'x': must be above 0"):
+        p.parse("study 'x'", "threshold", "0")
+    assert Param(float, 0.5, "", low=0).parse("o", "t", 0) == 0  # inclusive by default

@@ -183,7 +183,8 @@ def test_settings_quick_full_and_errors(monkeypatch, capsys, tmp_path):
             full.batch_tokens) == (0.5, "wikipedia", 8, 512, 4096)
     assert settings(lengths="96,160").lengths == (96, 160)
     for kw, message in (({"filler": "bogus"}, "choose one of news, wikipedia, kjv, repeat"),
-                        ({"threshold": 1.5}, "threshold=1.5"), ({"trials": 0}, "trials=0"),
+                        ({"threshold": 1.5}, "threshold=1.5"), ({"threshold": 0}, "threshold=0"),
+                        ({"trials": 0}, "trials=0"),
                         ({"depths": "0,1.5"}, "depths=0,1.5"), ({"lengths": ""}, "lengths"),
                         ({"chunk": 0}, "chunk=0")):
         with pytest.raises(ValueError, match=message):

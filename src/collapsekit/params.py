@@ -52,7 +52,8 @@ _KIND = {int: "an integer", float: "a number", bool: "true or false", str: "text
 @dataclass(frozen=True)
 class Param:
     """A typed setting: ``kind`` (int, float, bool, str), ``default`` (None: not set),
-    ``doc``, optional ``choices``, inclusive bounds ``low``/``high``, ``many`` (a
+    ``doc``, optional ``choices``, bounds ``low``/``high`` (inclusive; ``open_low``: the
+    value must exceed ``low``), ``many`` (a
     comma-separated list of ``kind``) and ``flag`` (the CLI option, default ``--name``)."""
 
     kind: type
@@ -60,6 +61,7 @@ class Param:
     doc: str
     choices: tuple = ()
     low: float | None = None
+    open_low: bool = False
     high: float | None = None
     many: bool = False
     flag: str | None = None
@@ -100,8 +102,9 @@ class Param:
             raise ValueError(f"{where}: expected a finite number")
         if self.choices and value not in self.choices:
             raise ValueError(f"{where}: choose one of {', '.join(map(str, self.choices))}")
-        if self.low is not None and value < self.low:
-            raise ValueError(f"{where}: must be at least {self.low:g}")
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            raise ValueError(f"{where}: must be {'above' if self.open_low else 'at least'} "
+                             f"{self.low:g}")
         if self.high is not None and value > self.high:
             raise ValueError(f"{where}: must be at most {self.high:g}")
         return value

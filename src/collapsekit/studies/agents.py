@@ -172,12 +172,9 @@ def _scenarios(s) -> list[Scenario]:
 
 
 def check(s) -> dict:
-    """Read the scenario file before the run is made; the stochastic run needs T > 0."""
+    """Read the scenario file before the run is made."""
     from ..models.registry import file_sha256
 
-    if not s.temperature > 0:
-        raise ValueError(f"temperature={s.temperature!r} must be > 0 (the stochastic run; the "
-                         "greedy run is always made)")
     scs = _scenarios(s)
     return {"scenarios": s.scenarios or BUNDLED,
             "scenarios_sha256": file_sha256(s.scenarios) if s.scenarios else None,

@@ -213,8 +213,6 @@ def check(s) -> dict:
     if len(s.model) > 2:
         raise ValueError(f"give one --model (edit mode) or two (B against A), not "
                          f"{len(s.model)}")
-    if not s.threshold > 1:
-        raise ValueError(f"threshold={s.threshold!r} must be > 1 (a ratio of perplexities)")
     edit_only = sorted({"edits", "edit_layer", "edit_scale"} & set(s.given))
     if len(s.model) == 2 and edit_only:
         raise ValueError(f"{', '.join(edit_only)} apply to one model (edit mode): give one "
