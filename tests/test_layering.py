@@ -25,12 +25,7 @@ RULES = {  # importing layer → layers of collapsekit it must not import
 }
 # Crossings not removed yet, as (file under src/, imported module). Each needs a reason and
 # should disappear; a listed crossing that no longer exists fails the test too.
-KNOWN = {
-    # Momentum decoding is a torch logits processor used only by the sampler
-    # (models/decoding.py, split from models/sampling.py); moving it into models/ touches
-    # the sampler, which is being split concurrently: move it once that lands.
-    ("collapsekit/mitigate/momentum.py", "torch"),
-}
+KNOWN: set = set()  # (file, import) crossings known and not yet removed: none
 
 
 def _module_name(path: Path, root: Path) -> list[str]:

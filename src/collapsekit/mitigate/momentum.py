@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
+import numpy as np
 
 from ..params import check_int
 
@@ -71,22 +71,23 @@ class Graph:
         return d
 
 
-def choose(logits: torch.Tensor, graphs: list[Graph], *, alpha: float = 0.2, k: int = 5,
-           resistance_fn: str = "linear") -> torch.Tensor:
-    """One momentum-decoding step for each row of ``logits`` (rows × vocab) with its own
-    graph; returns the chosen token ids (does not add them to the graphs)."""
+def choose(logits, graphs: list[Graph], *, alpha: float = 0.2, k: int = 5,
+           resistance_fn: str = "linear") -> np.ndarray:
+    """One momentum-decoding step for each row of ``logits`` (rows × vocab array, computed
+    in float64) with its own graph; returns the chosen token ids (does not add them to the
+    graphs)."""
+    logits = np.asarray(logits, dtype=np.float64)
     if logits.ndim != 2 or logits.shape[0] != len(graphs):
         raise ValueError(f"logits must be (rows, vocab) with one graph per row; got shape "
                          f"{tuple(logits.shape)} and {len(graphs)} graphs")
     k = min(k, logits.shape[-1])
-    probs = torch.softmax(logits.to(torch.float64), dim=-1)
-    top_p, top_i = torch.topk(probs, k, dim=-1)  # descending; ties keep lower ids first
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    probs = z / z.sum(-1, keepdims=True)
+    top_i = np.argsort(-probs, axis=-1, kind="stable")[:, :k]  # ties: lower ids first
+    top_p = np.take_along_axis(probs, top_i, -1)
     out = []
     for r, g in enumerate(graphs):
-        ids = top_i[r].tolist()
-        pen = torch.tensor([resistance(g.depth(v), resistance_fn) for v in ids],
-                           dtype=torch.float64)
-        score = top_p[r].cpu() - alpha * pen
-        best = 0 if bool(torch.isinf(pen).all()) else int(torch.argmax(score))
-        out.append(ids[best])
-    return torch.tensor(out, dtype=torch.long, device=logits.device)
+        pen = np.array([resistance(g.depth(int(v)), resistance_fn) for v in top_i[r]])
+        best = 0 if np.isinf(pen).all() else int(np.argmax(top_p[r] - alpha * pen))
+        out.append(int(top_i[r, best]))
+    return np.array(out, dtype=np.int64)

@@ -168,8 +168,9 @@ def _generate(lm: DecodeModel, prompts: list[list[int]], u: torch.Tensor, dec: D
         logits, cache = lm.step(inp, cache, mask, pos)
         logp = torch.log_softmax(logits, dim=-1)
         if graphs is not None:
-            tok = momentum.choose(logits, graphs, alpha=dec.momentum, k=dec.momentum_k,
-                                  resistance_fn=dec.momentum_resistance)
+            tok = torch.as_tensor(momentum.choose(
+                logits.double().cpu().numpy(), graphs, alpha=dec.momentum, k=dec.momentum_k,
+                resistance_fn=dec.momentum_resistance), device=lm.device)
             for g, x in zip(graphs, tok.tolist()):
                 g.add(x)
         elif dec.temperature == 0:
