@@ -1,6 +1,7 @@
-"""``collapsekit geometry`` end to end on a tiny model from a local folder: per-layer
-geometry equals the metrics computed from the model's own hidden states, and neural
-collapse is recorded when asked."""
+"""``collapsekit geometry`` (``run_study("geometry", ...)``) end to end on a tiny model
+from a local folder: per-layer geometry equals the metrics computed from the model's own
+hidden states, neural collapse is recorded when asked, and a finished run resumes without
+a forward pass."""
 
 import json
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from collapsekit import metrics
-from collapsekit.studies.geometry import run_geometry
+from collapsekit.studies import run_study
 from conftest import make_model, make_tokenizer
 
 TEXTS = ["the cat sees the moon", "a dog runs to the river and the king sings",
@@ -25,6 +26,12 @@ def tiny(tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TEXTS) + "\n")
     return str(path), texts
+
+
+def run_geometry(spec, out, **params):
+    """The geometry study on ``spec`` with ``params`` (typed values), as the CLI runs it."""
+    flags = {k: params.pop(k) for k in ("resume", "force") if k in params}
+    return run_study("geometry", out, model=spec, params=params, **flags)
 
 
 def test_geometry_matches_the_models_own_hidden_states(tiny, tmp_path):
@@ -56,12 +63,14 @@ def test_geometry_with_neural_collapse(tiny, tmp_path):
     spec, texts = tiny
     out = tmp_path / "nc"
     run_geometry(spec, out, texts=texts, n=12, batch_size=4, max_length=32,
-                 neural_collapse=dict(layers=("final_norm",), min_count=2, heldout=4))
+                 neural_collapse=True, nc_layer=("final_norm",), nc_min_count=2,
+                 nc_heldout=4)
     data = json.loads((out / "metrics.json").read_text())
     nc = {r["metric"]: r["value"] for r in data["records"]
           if r.get("section") == "neural collapse"}
     assert {"nc1", "cdnv", "equinorm_cv", "etf_error", "duality_error"} <= set(nc)
     assert nc["nc1"] > 0 and 0 <= nc["etf_error"]
+    assert data["config"]["nc_heldout"] == 4 and data["config"]["nc_layer"] == ["final_norm"]
     assert (out / "tables" / "nc_class_counts.parquet").is_file()
 
 
@@ -83,9 +92,14 @@ def test_neural_collapse_rides_along_the_geometry_pass(tiny, tmp_path, monkeypat
     run_geometry(spec, tmp_path / "geo", **opts)
     alone = calls["n"]
     calls["n"] = 0
-    run_geometry(spec, tmp_path / "both", **opts,
-                 neural_collapse=dict(layers=("final_norm", "block_2"), min_count=2))
+    run_geometry(spec, tmp_path / "both", **opts, neural_collapse=True,
+                 nc_layer=("final_norm", "block_2"), nc_min_count=2, nc_heldout=0)
     assert calls["n"] == alone  # one forward pass per batch for both studies
+    calls["n"] = 0
+    run_geometry(spec, tmp_path / "both", **opts, neural_collapse=True,
+                 nc_layer=("final_norm", "block_2"), nc_min_count=2, nc_heldout=0,
+                 resume=True)
+    assert calls["n"] == 0  # finished: the runner skips the study on --resume
     both = json.loads((tmp_path / "both" / "metrics.json").read_text())
     got = {(r["metric"], r["layer"]): r["value"] for r in both["records"]
            if r.get("section") == "neural collapse"}
@@ -105,8 +119,11 @@ def test_too_few_texts(tiny, tmp_path):
     spec, _ = tiny
     one = tmp_path / "one.txt"
     one.write_text("just one text\n")
-    with pytest.raises(ValueError, match="at least 2 texts"):
+    with pytest.raises(ValueError, match="geometry needs at least 2 texts, got 1"):
         run_geometry(spec, tmp_path / "x", texts=one)
+    with pytest.raises(ValueError, match="n=1 for study 'geometry': must be at least 2"):
+        run_geometry(spec, tmp_path / "x", n=1)
+    assert not (tmp_path / "x").exists()  # refused before the folder is made
 
 
 def _direct(texts):
@@ -186,6 +203,7 @@ def test_geometry_extras_can_be_switched_off(tiny, tmp_path, no_render):
     assert "rankme" in metrics_seen
     assert not metrics_seen & {"attention_entropy", "rank_collapse_residual",
                                "logit_lens_agreement"}
-    with pytest.raises(ValueError, match="logit_lens_every"):
+    with pytest.raises(ValueError, match="logit_lens_every=0 .*must be at least 1"):
         run_geometry(spec, tmp_path / "bad", texts=texts, n=8, logit_lens=True,
                      logit_lens_every=0)
+    assert not (tmp_path / "bad").exists()
