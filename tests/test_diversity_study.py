@@ -1,6 +1,8 @@
 """Diversity study with several models and temperatures: hand-computed homogeneity matrix,
-temperature sweep, meaning-class metrics, degeneration, report extension (row × col heatmap,
-lines over temperature), bad input, and an end-to-end run on two tiny saved models."""
+temperature sweep, meaning-class metrics, degeneration, unequal sample counts per prompt,
+report extension (row × col heatmap, lines over temperature), bad input refused before the
+folder, and ``run_study("diversity")`` end to end on two tiny saved models (interrupted
+after sampling, resumed from the sample caches without a forward pass)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ import numpy as np
 import pytest
 from conftest import make_model, make_tokenizer
 
+from collapsekit.errors import CollapsekitError
 from collapsekit.results import Run, load_run, read_table
 from collapsekit.studies import diversity as dv
+from collapsekit.studies import run_study
 
 VEC = {"a b c": [1.0, 0.0, 0.0], "d e f": [0.0, 1.0, 0.0], "g h i": [0.0, 0.0, 1.0]}
 
@@ -87,10 +91,40 @@ def test_report_draws_row_col_heatmap_and_temperature_lines(tmp_path):
     assert "by row × col" in page and "by temperature" in page
 
 
-def test_unequal_lengths_of_samples_per_prompt_are_rejected(tmp_path):
+def test_unequal_numbers_of_samples_per_prompt_by_hand(tmp_path):
+    # prompts (and models) may have different numbers of samples, each at least 2
+    samples = {("A", None): [S(0, "a b c"), S(0, "a b c"), S(0, "d e f"),
+                             S(1, "g h i"), S(1, "g h i")],
+               ("B", None): [S(0, "d e f"), S(0, "d e f"),
+                             S(1, "g h i"), S(1, "a b c"), S(1, "a b c")]}
+    run = Run(tmp_path / "r", study="diversity", config={})
+    dv.multi_stage(run, samples, embedder=fake_embed)
+    one = lambda m, pid, model="A": records(run.path, m, model=model, prompt_id=pid)[0]["value"]
+    # A, prompt 0: cosines (1, 0, 0) → spread 1 − 1/3; 6 types / 9 tokens; classes {2, 1}
+    assert one("semantic_spread", 0) == pytest.approx(2 / 3)
+    assert one("distinct_1", 0) == pytest.approx(6 / 9)
+    assert one("semantic_entropy", 0) == pytest.approx(-(2 / 3 * math.log(2 / 3)
+                                                         + 1 / 3 * math.log(1 / 3)))
+    assert one("num_distinct_classes", 0) == 2
+    assert one("semantic_spread", 1) == pytest.approx(0.0) and one("distinct_1", 1) == 0.5
+    assert one("num_distinct_classes", 1, "B") == 2
+    assert all("temperature" not in r for r in records(run.path, "semantic_spread"))
+    # A–B: prompt 0 cos(A{ab, ab, de}, B{de, de}) = 2/6; prompt 1 cos(A{gh, gh}, B{gh, ab,
+    # ab}) = 2/6
+    cell = {(r["row"], r["col"], r["prompt_id"]): r["value"]
+            for r in records(run.path, "hivemind_similarity")}
+    assert cell[("A", "B", 0)] == pytest.approx(1 / 3)
+    assert cell[("B", "A", 1)] == pytest.approx(1 / 3)
+    counts = {(m, p): n for m, p, n in zip(*(read_table(run.path, "per_prompt")[c] for c in (
+        "model", "prompt_id", "n_samples")))}
+    assert counts == {("A", "0"): 3, ("A", "1"): 2, ("B", "0"): 2, ("B", "1"): 3}
+
+
+def test_too_few_samples_or_prompts_are_rejected(tmp_path):
     run = Run(tmp_path / "r", study="diversity", config={})
     mixed = {("A", 1.0): [S(0, "a b c"), S(0, "d e f"), S(1, "a b c")]}
-    with pytest.raises(ValueError, match="different numbers of samples"):
+    with pytest.raises(ValueError, match="model A at temperature 1.0: every prompt needs at "
+                                         "least 2 samples"):
         dv.multi_stage(run, mixed, embedder=fake_embed)
     with pytest.raises(ValueError, match="at least 2 samples"):
         dv.multi_stage(run, {("A", 1.0): [S(0, "a b c")]}, embedder=fake_embed)
@@ -112,23 +146,44 @@ def test_degeneration_metrics_by_hand():
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(model=[]), "one or more"), (dict(model=["x", "x"]), "distinct"),
-    (dict(temperatures="0.3,hot"), "comma-separated"), (dict(temperatures=[0.0]), "> 0"),
-    (dict(momentum=-1), "momentum")])
-def test_run_diversity_bad_input_makes_no_folder(tmp_path, kw, match):
+    (dict(model=["x", "x"]), "repeats a model: give distinct specs"),
+    (dict(model="nonsense-model"), "unknown model spec"),
+    (dict(temperatures="0.3,hot"), "temperatures=0.3,hot for study 'diversity': expected a "
+                                   "number"),
+    (dict(temperatures=[0.0]), "temperatures=.* must be above 0"),
+    (dict(temperatures="0.5,0"), "temperatures=0.5,0 .* must be above 0"),
+    (dict(momentum=-1), "momentum=-1 .*must be at least 0"),
+    (dict(k=1), "k=1 .*must be at least 2"),
+    (dict(top_p=1.5), "top_p=1.5 .*must be at most 1"),
+    (dict(prompts="missing.txt"), "missing.txt"),
+    (dict(samples="missing.jsonl"), "missing.jsonl"),
+    (dict(colour="red"), "unknown parameter.*colour")])
+def test_run_diversity_bad_input_makes_no_folder(tmp_path, monkeypatch, kw, match):
+    monkeypatch.chdir(tmp_path)
     spec = tmp_path / "m"
     spec.mkdir()
     (spec / "config.json").write_text("{}")  # validation happens before any model loads
-    args = dict(model=[str(spec)], prompts=str(tmp_path / "p.txt"))
-    args.update(kw)
     (tmp_path / "p.txt").write_text("the cat\n")
-    with pytest.raises(ValueError, match=match):
-        dv.run_diversity(tmp_path / "out", **args)
+    model = kw.pop("model", [str(spec)])
+    with pytest.raises((ValueError, CollapsekitError), match=match):
+        run_study("diversity", tmp_path / "out", model=model,
+                  params={"prompts": str(tmp_path / "p.txt"), **kw})
     assert not (tmp_path / "out").exists()
 
 
 def test_two_tiny_models_end_to_end(tmp_path, monkeypatch):
-    specs = []
+    from collapsekit.models import registry
+
+    specs, calls, real_load = [], {"forward": 0, "load": 0}, registry.load_model
+
+    def counted(*a, **kw):  # count loads and forward passes (instrumentation, not a mock)
+        lm = real_load(*a, **kw)
+        calls["load"] += 1
+        lm.model.register_forward_pre_hook(
+            lambda *_: calls.__setitem__("forward", calls["forward"] + 1))
+        return lm
+
+    monkeypatch.setattr(registry, "load_model", counted)
     for seed in (0, 1):
         spec = tmp_path / f"m{seed}"
         make_model("llama", seed=seed).save_pretrained(spec)
@@ -137,9 +192,22 @@ def test_two_tiny_models_end_to_end(tmp_path, monkeypatch):
     (tmp_path / "p.txt").write_text("the cat runs\nking and queen\n")
     monkeypatch.setattr("collapsekit.corpora.human_texts", lambda *a, **k: [])
     emb = lambda texts: np.array([[len(t) + 1.0, t.count(" ") + 1.0, 1.0] for t in texts])
-    html = dv.run_diversity(tmp_path / "out", model=specs, prompts=str(tmp_path / "p.txt"), k=2,
-                            decoding=dict(max_new_tokens=6), temperatures="0.5,1.0",
-                            device="cpu", embedder=emb)
+    monkeypatch.setattr("collapsekit.models.embedders.embed", emb)
+    opts = dict(model=specs, device="cpu", params=dict(
+        prompts=str(tmp_path / "p.txt"), k=2, max_new_tokens=6, temperatures="0.5,1.0"))
+    real_score = dv.multi_stage
+
+    def interrupted(*a, **kw):  # Ctrl-C after every sample was drawn and cached
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(dv, "multi_stage", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_study("diversity", tmp_path / "out", **opts)
+    assert calls["load"] == 2 and calls["forward"] > 0
+    monkeypatch.setattr(dv, "multi_stage", real_score)
+    calls.update(forward=0, load=0)
+    html = run_study("diversity", tmp_path / "out", resume=True, **opts)
+    assert calls["forward"] == 0  # every sample came from the caches
     out = html.parent
     caches = sorted(out.glob("samples-*.jsonl"))  # one cache per model
     assert [c.name.endswith(("m0.jsonl", "m1.jsonl")) for c in caches] == [True, True]
@@ -153,4 +221,10 @@ def test_two_tiny_models_end_to_end(tmp_path, monkeypatch):
             assert len(records(out, "loop_rate", model=spec, decoding=name)) == 1
     table = read_table(out, "samples")
     assert sorted(set(table["temperature"])) == [0.0, 0.5, 1.0]
-    assert json.loads((out / "metrics.json").read_text())["finished"]
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["finished"] and data["done"] == ["diversity"]
+    assert data["config"]["model"] == specs and data["config"]["temperatures"] == [0.5, 1.0]
+    assert [m["spec"] for m in data["models"]] == specs
+    calls.update(forward=0, load=0)
+    run_study("diversity", tmp_path / "out", resume=True, **opts)
+    assert calls == {"forward": 0, "load": 0}  # finished: the runner loads nothing
