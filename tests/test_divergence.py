@@ -88,7 +88,7 @@ def test_stylometric_divergence_identical_zero_and_separated_one():
     (([1.0], ["a"]), "not str"),
     ((["a"], ["b"], 2), "p_texts has no 2-grams"),
     ((["a b"], ["b"], 2), "q_texts has no 2-grams"),
-    ((["a"], ["b"], 0), "n must be"),
+    ((["a"], ["b"], 0), "n=.* must be an integer >= 1"),
 ])
 def test_bad_input(args, message):
     with pytest.raises(ValueError, match=message):
@@ -123,8 +123,47 @@ def test_scan_stage_compares_against_a_human_null_level(tmp_path):
         assert 0 <= null["value"] < far["value"] <= 1
         assert 0 <= far["ci_low"] <= far["ci_high"] <= 1
     assert got["js_ngram_1", "model_vs_human"]["texts"] == 40
-    n = len(run.records)
-    divergence.stage(run, verses, wiki)  # resume: nothing recomputed
-    assert len(run.records) == n
+    before = [dict(r) for r in run.records]
+    # the stage no longer skips itself on resume (the runner decides): a second call
+    # recomputes the same seeded numbers and replaces its records, never duplicates them
+    divergence.stage(run, verses, wiki, n_boot=50)
+    assert run.records == before
     with pytest.raises(ValueError, match="needs >= 2"):
         divergence.stage(Run(tmp_path / "r2", study="scan", config={}), ["a"], wiki)
+
+
+def test_runner_resumes_divergence_only_when_unfinished(tmp_path, monkeypatch):
+    """Divergence rides along the diversity study (``divergence=True``): an interrupted
+    run computes it on --resume, a finished one does not (the runner skips the study)."""
+    import json
+
+    from collapsekit.studies import run_study
+    from collapsekit.studies.probes import divergence
+
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps({"prompt_id": p, "text": t}) + "\n" for p, t in [
+        (0, "the cat sat on the mat"), (0, "a dog ran to the river"),
+        (1, "the king and the queen"), (1, "a storm broke over the harbour at dawn")]))
+    monkeypatch.setattr("collapsekit.models.embedders.embed",  # no sentence embedder needed
+                        lambda texts: np.array([[len(t), t.count(" ") + 1.0] for t in texts]))
+    calls, real = [], divergence.stage
+
+    def counted(*a, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # Ctrl-C inside the divergence stage
+        return real(*a, **kw)
+
+    monkeypatch.setattr(divergence, "stage", counted)
+    out, params = tmp_path / "div", {"samples": str(samples), "divergence": True}
+    with pytest.raises(KeyboardInterrupt):
+        run_study("diversity", out, params=params)
+    run_study("diversity", out, params=params, resume=True)
+    assert len(calls) == 2
+    data = json.loads((out / "metrics.json").read_text())
+    assert data["done"] == ["diversity"]
+    js = {r["pair"]: r for r in data["records"] if r["metric"] == "js_ngram_1"}
+    assert set(js) == {"model_vs_human", "human_vs_human"} and js["model_vs_human"]["texts"] == 4
+    run_study("diversity", out, params=params, resume=True)
+    assert len(calls) == 2  # finished: not recomputed
+    assert json.loads((out / "metrics.json").read_text())["records"] == data["records"]
