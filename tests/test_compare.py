@@ -1,4 +1,5 @@
-"""`collapsekit compare`: overlays, matched differences and cross-model homogeneity."""
+"""`collapsekit compare`: overlays, matched differences and cross-model homogeneity, on
+hand-made runs and on two real scans of tiny models made with ``run_scan``."""
 
 import json
 import sys
@@ -95,3 +96,41 @@ def test_read_samples_groups_by_prompt_text_or_id(tmp_path):
     assert read_samples(f, by="prompt") == {"p": ["a", "b"]}
     with pytest.raises(ValueError, match="group by"):
         read_samples(f, by="model")
+
+
+def test_compare_two_scans_made_by_the_runner(tmp_path):
+    import warnings
+
+    from collapsekit.studies import run_scan
+    from conftest import make_model, make_tokenizer
+
+    scans = {}
+    for seed in (0, 1):
+        spec = tmp_path / f"m{seed}"
+        make_model("llama", seed=seed).save_pretrained(spec, safe_serialization=True)
+        make_tokenizer().save_pretrained(spec)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scans[str(spec)] = run_scan(tmp_path / f"scan{seed}", model=str(spec),
+                                        studies=["geometry", "diversity"], params={
+                "geometry.n": 4, "geometry.max_length": 16, "geometry.batch_size": 4,
+                "diversity.k": 2, "diversity.max_new_tokens": 4, "diversity.n_prompts": 2,
+                "divergence": False}).parent
+    (spec_a, a), (spec_b, b) = scans.items()
+    same = lambda texts: np.ones((len(texts), 2))  # every text alike: all cosines are 1
+    run_compare(a, b, tmp_path / "cmp", embedder=same)
+    data = json.loads((tmp_path / "cmp" / "metrics.json").read_text())
+    assert data["study"] == "compare" and data["config"]["labels"] == [spec_a, spec_b]
+    for spec, folder in scans.items():  # every record of both scans, labelled by model spec
+        own = json.loads((folder / "metrics.json").read_text())["records"]
+        copied = [r for r in data["records"] if r.get("run") == spec]
+        assert len(copied) == len(own)
+        rankme = {r["layer"]: r["value"] for r in own if r["metric"] == "rankme"}
+        assert {r["layer"]: r["value"] for r in copied if r["metric"] == "rankme"} == rankme
+    diff = read_table(tmp_path / "cmp", "differences")
+    assert sum(m == "rankme" for m in diff["metric"]) == 5  # embed, 3 blocks, final norm
+    got = {r["metric"] + str(r.get("model", "")): r["value"] for r in data["records"]
+           if r.get("section") == "homogeneity" and "prompt_id" not in r}
+    assert data["shared_prompts"] == 2  # both scans sampled the first 2 bundled prompts
+    assert got["cross_model_cosine"] == pytest.approx(1.0)
+    assert got["within_model_cosine" + spec_a] == pytest.approx(1.0)
