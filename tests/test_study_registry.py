@@ -116,3 +116,15 @@ def test_only_not_applicable_becomes_a_skipped_probe(monkeypatch, tiny_spec, tmp
                                               stage=_raises(ValueError("shapes (3,) (4,)"))))
     with pytest.raises(ValueError, match="shapes"):  # a bug is never a skipped probe
         run_scan(tmp_path / "b", model=tiny_spec, studies=["bug"])
+
+
+def test_runner_refuses_an_empty_model_list_and_a_bare_study_string(tmp_path):
+    from collapsekit.studies import run_study
+
+    with pytest.raises(ValueError, match="no --model given"):
+        run_study("diversity", tmp_path / "a", model=[])
+    with pytest.raises(ValueError, match="give a list of study names"):
+        run_scan(tmp_path / "b", studies="agents")
+    with pytest.raises(ValueError, match="--param temperatures=0.0 for study 'diversity'"):
+        run_study("diversity", tmp_path / "c", params={"temperatures": [0.0]})
+    assert not any((tmp_path / x).exists() for x in "abc")

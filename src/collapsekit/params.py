@@ -69,7 +69,8 @@ class Param:
     def parse(self, owner: str, name: str, raw) -> Any:
         """``raw`` (text from the command line or a Python value) as this type; raises
         ValueError naming ``--param name=raw for owner``."""
-        where = f"--param {name}={raw} for {owner}"
+        shown = ",".join(map(str, raw)) if isinstance(raw, (list, tuple)) else raw
+        where = f"--param {name}={shown} for {owner}"
         if raw is None:
             return None
         if self.many:

@@ -54,7 +54,11 @@ class _Loader:
 def _models(study: Study, model) -> tuple[str, ...]:
     from ..models.registry import DEFAULT_MODEL, resolve
 
-    specs = (model,) if isinstance(model, str) else tuple(model or (DEFAULT_MODEL,))
+    specs = (model,) if isinstance(model, str) else (DEFAULT_MODEL,) if model is None \
+        else tuple(model)
+    if not specs:
+        raise ValueError(f"study {study.name!r}: no --model given; name one (or leave it out "
+                         f"for {DEFAULT_MODEL})")
     if len(specs) > 1 and not study.many_models:
         raise ValueError(f"study {study.name!r} takes one --model, got {len(specs)}")
     if len(set(specs)) != len(specs):
@@ -159,6 +163,9 @@ def run_scan(out, *, studies=None, model=None, quick: bool = False,
     recorded as ``probe_skipped`` and the scan goes on."""
     from ..models.registry import DEFAULT_MODEL
 
+    if isinstance(studies, str):
+        raise ValueError(f"studies={studies!r}: give a list of study names, e.g. "
+                         "['geometry', 'diversity']")
     chosen = [get(n) for n in (scan_studies() if studies is None else studies)]
     if not chosen:
         raise ValueError("no studies to scan: name at least one, e.g. --studies geometry")
