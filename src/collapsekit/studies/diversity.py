@@ -189,7 +189,7 @@ def multi_stage(run, samples: dict, *, degeneration: dict | None = None, embedde
     groups = {key: equal_groups(ss, f"model {key[0]} at temperature {key[1]}")
               for key, ss in samples.items()}
     per_prompt, hom_rows, by_temp = [], [], {}
-    with run.timer("diversity"):
+    with run.timer("diversity_scoring"):
         texts = [s.text for g in groups.values() for ss in g.values() for s in ss]
         emb = np.asarray(embedder(texts), dtype=np.float64)
         start = 0

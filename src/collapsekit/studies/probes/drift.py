@@ -160,7 +160,7 @@ def edit_stage(run, lm, texts: list[str], *, edits: int, layer: int | None = Non
             if not run.has("drift_collapse", section=SECTION, step=s)]
     if not todo:
         return
-    with run.timer("drift"), preserved(lm.model, layer), \
+    with run.timer("drift_edits"), preserved(lm.model, layer), \
             progress_bar("drift", len(todo) + 1) as tick:
         monitor = DriftMonitor(lm, texts, threshold=threshold, batch_size=batch_size,
                                seed=seed)
@@ -189,7 +189,7 @@ def compare_stage(run, lm_a, lm_b, texts: list[str], *, threshold: float = THRES
     """Model B against reference model A: records with ``model=`` (A's is the baseline)."""
     if run.has("drift_collapse", section=SECTION, model=lm_b.spec):
         return
-    with run.timer("drift"):
+    with run.timer("drift_compare"):
         monitor = DriftMonitor(lm_a, texts, threshold=threshold, batch_size=batch_size,
                                seed=seed)
         _record(run, monitor.baseline(model=lm_a.spec, role="reference"))
