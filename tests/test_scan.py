@@ -143,7 +143,7 @@ def test_scan_runs_every_probe_and_skips_what_the_model_cannot(tiny_spec, tmp_pa
     (dict(params={"diversity.colour": "red"}), "unknown parameter.*colour"),
     (dict(params={"telepathy.k": 2}), "'telepathy' is not one of the scan's studies"),
     (dict(studies=["agents", "telepathy"]), "unknown study 'telepathy'"),
-    (dict(studies="agents"), "unknown study"),  # a list of names, not one string
+    (dict(studies="agents"), "give a list of study names"),
     (dict(studies=[]), "no studies to scan"),
     (dict(model=["a", "b"]), "scan runs one model"),
 ])
