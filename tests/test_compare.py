@@ -115,7 +115,7 @@ def test_compare_two_scans_made_by_the_runner(tmp_path):
                                         studies=["geometry", "diversity"], params={
                 "geometry.n": 4, "geometry.max_length": 16, "geometry.batch_size": 4,
                 "diversity.k": 2, "diversity.max_new_tokens": 4, "diversity.n_prompts": 2,
-                "divergence": False}).parent
+                "divergence": False}, report=False).parent
     (spec_a, a), (spec_b, b) = scans.items()
     same = lambda texts: np.ones((len(texts), 2))  # every text alike: all cosines are 1
     run_compare(a, b, tmp_path / "cmp", embedder=same)

@@ -193,7 +193,7 @@ def test_two_tiny_models_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr("collapsekit.corpora.human_texts", lambda *a, **k: [])
     emb = lambda texts: np.array([[len(t) + 1.0, t.count(" ") + 1.0, 1.0] for t in texts])
     monkeypatch.setattr("collapsekit.models.embedders.embed", emb)
-    opts = dict(model=specs, device="cpu", params=dict(
+    opts = dict(model=specs, device="cpu", report=False, params=dict(
         prompts=str(tmp_path / "p.txt"), k=2, max_new_tokens=6, temperatures="0.5,1.0"))
     real_score = dv.multi_stage
 

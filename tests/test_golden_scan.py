@@ -46,7 +46,8 @@ def scan_records(tmp_path) -> list[dict]:
         warnings.simplefilter("ignore")
         run_scan(tmp_path / "run", model=str(path), params={
             "geometry.n": 6, "geometry.max_length": 32, "geometry.batch_size": 4,
-            "diversity.k": 2, "diversity.max_new_tokens": 6, "diversity.n_prompts": 2})
+            "diversity.k": 2, "diversity.max_new_tokens": 6, "diversity.n_prompts": 2},
+            report=False)
     data = json.loads((tmp_path / "run" / "metrics.json").read_text())
     return [{k: v.replace(str(path), "<model>") if isinstance(v, str) else v
              for k, v in r.items() if k != "study"} for r in data["records"]]

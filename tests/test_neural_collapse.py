@@ -379,7 +379,7 @@ def test_geometry_study_with_neural_collapse_matches_the_stage_and_resumes(
     with pytest.raises(ValueError, match="nc_max_classes=1"):
         STUDIES["geometry"].settings({**params, "nc_max_classes": 1})
     out = tmp_path / "run"
-    run_study("geometry", out, model=str(folder), params=params, device="cpu")
+    run_study("geometry", out, model=str(folder), params=params, device="cpu", report=False)
     data = load_run(out)
     got = {(r["metric"], r["layer_name"]): r["value"] for r in data["records"]
            if r["section"] == "neural collapse"}
@@ -396,5 +396,6 @@ def test_geometry_study_with_neural_collapse_matches_the_stage_and_resumes(
         raise AssertionError("the model was loaded for a finished study")
 
     monkeypatch.setattr(registry, "load_model", no_load)
-    run_study("geometry", out, model=str(folder), params=params, device="cpu", resume=True)
+    run_study("geometry", out, model=str(folder), params=params, device="cpu", resume=True,
+              report=False)
     assert load_run(out)["records"] == data["records"]

@@ -18,10 +18,11 @@ TINY = {"diversity.k": 2, "diversity.max_new_tokens": 6, "geometry.n": 6,
         "geometry.max_length": 32, "geometry.batch_size": 4}
 
 
-def scan(out, *, n_prompts, studies=STUDIES, **kw):
-    """``run_scan`` at the tiny settings; ``params`` given in kw add to TINY."""
+def scan(out, *, n_prompts, studies=STUDIES, report=False, **kw):
+    """``run_scan`` at the tiny settings (no report unless asked); ``params`` given in kw
+    add to TINY."""
     params = {**TINY, "diversity.n_prompts": n_prompts, **kw.pop("params", {})}
-    return run_scan(out, studies=studies, params=params, **kw)
+    return run_scan(out, studies=studies, params=params, report=report, **kw)
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def counted(monkeypatch):
 
 def test_scan_writes_metrics_tables_and_report(tiny_spec, tmp_path):
     out = tmp_path / "run"
-    html = scan(out, model=tiny_spec, n_prompts=3)
+    html = scan(out, model=tiny_spec, n_prompts=3, report=True)
     assert html == out / "index.html" and html.read_text().lower().startswith("<!doctype html>")
     data = json.loads((out / "metrics.json").read_text())
     assert data["finished"] and data["model"]["n_layers"] == 3

@@ -30,7 +30,8 @@ def _console():
 def _finish(out: Path, as_json: bool, console) -> None:
     if as_json:
         sys.stdout.write((out / "metrics.json").read_text() + "\n")
-    console.print(f"[bold green]done[/]: {out / 'index.html'} and {out / 'metrics.json'}")
+    shown = [p for p in (out / "index.html", out / "metrics.json") if p.exists()]
+    console.print("done: " + " and ".join(map(str, shown)), markup=False, style="bold green")
 
 
 @click.group(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -135,7 +136,9 @@ def _common(takes_model: bool, many: bool, default_out: str) -> list:
             click.Option(["--force"], is_flag=True, help="overwrite a run in --out made with "
                          "another config"),
             click.Option(["--json", "as_json"], is_flag=True, help="print metrics.json to "
-                         "stdout when done")]
+                         "stdout when done"),
+            click.Option(["--report/--no-report"], default=True, help="render index.html "
+                         "(--no-report: later, with collapsekit report DIR)")]
     if takes_model:
         opts += [click.Option(["--model"], multiple=many, default=None,
                               help="embedded:NAME, a .gguf file, a Hugging Face folder or a "
@@ -147,14 +150,14 @@ def _common(takes_model: bool, many: bool, default_out: str) -> list:
     return opts
 
 
-def _run(name: str, *, out, quick, params, seed, resume, force, as_json, flags,
+def _run(name: str, *, out, quick, params, seed, resume, force, as_json, report, flags,
          model=None, device="auto", dtype="float32", studies=None) -> None:
     from .studies import run_scan, run_study
 
     given = {**_pairs(params, "--param"), **{k: v for k, v in flags.items() if v is not None}}
     common = dict(model=(list(model) or None) if isinstance(model, tuple) else model,
                   quick=quick, params=given, seed=seed, device=device, dtype=dtype,
-                  resume=resume, force=force)
+                  resume=resume, force=force, report=report)
     if name == "scan":
         run_scan(out, studies=studies, **common)
     else:

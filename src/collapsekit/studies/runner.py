@@ -99,7 +99,7 @@ def _stage(run: Run, study: Study, s: Settings, load: _Loader, *, skip_na: bool)
 
 def _execute(name: str, out, steps: list[tuple[Study, Settings]], config: dict, *,
              seed: int, device: str, dtype: str, resume: bool, force: bool,
-             skip_na: bool) -> Path:
+             skip_na: bool, report: bool) -> Path:
     from ..report.html import render
 
     run = Run(out, study=name, config=config, resume=resume, force=force)
@@ -110,15 +110,16 @@ def _execute(name: str, out, steps: list[tuple[Study, Settings]], config: dict, 
             _say(f"{name}: {study.name}")
         _stage(run, study, s, load, skip_na=skip_na)
     run.finish()
-    return render(run.path)
+    return render(run.path) if report else run.path / "index.html"
 
 
 def run_study(name: str, out, *, model=None, quick: bool = False, params: dict | None = None,
               seed: int = 0, device: str = "auto", dtype: str = "float32",
-              resume: bool = False, force: bool = False) -> Path:
+              resume: bool = False, force: bool = False, report: bool = True) -> Path:
     """Run the registered study ``name`` into ``out``; returns the path of index.html.
     ``params``: name → value (text as on the command line, or typed); ``model``: a spec,
-    or several for a study that takes several."""
+    or several for a study that takes several; ``report=False`` skips rendering
+    (``collapsekit report DIR`` renders later)."""
     study = get(name)
     study.settings(params, quick=quick, seed=seed)  # bad settings fail first
     specs = _models(study, model) if study.takes_model else ()
@@ -131,7 +132,7 @@ def run_study(name: str, out, *, model=None, quick: bool = False, params: dict |
                   **config}
     return _execute(name, out, [(study, s)], {"seed": seed, "quick": quick, **config},
                     seed=seed, device=device, dtype=dtype, resume=resume, force=force,
-                    skip_na=False)
+                    skip_na=False, report=report)
 
 
 def split_params(params: dict | None, studies: list[Study]) -> dict[str, dict]:
@@ -157,7 +158,8 @@ def split_params(params: dict | None, studies: list[Study]) -> dict[str, dict]:
 
 def run_scan(out, *, studies=None, model=None, quick: bool = False,
              params: dict | None = None, seed: int = 0, device: str = "auto",
-             dtype: str = "float32", resume: bool = False, force: bool = False) -> Path:
+             dtype: str = "float32", resume: bool = False, force: bool = False,
+             report: bool = True) -> Path:
     """``collapsekit scan``: each study in ``studies`` (default: the registry's scan list)
     on one model into one folder; a study the model cannot run (:class:`NotApplicable`) is
     recorded as ``probe_skipped`` and the scan goes on."""
@@ -185,4 +187,4 @@ def run_scan(out, *, studies=None, model=None, quick: bool = False,
     return _execute("scan", out, steps, {"model": model, "dtype": dtype, "seed": seed,
                                          "quick": quick, "studies": config},
                     seed=seed, device=device, dtype=dtype, resume=resume, force=force,
-                    skip_na=True)
+                    skip_na=True, report=report)
