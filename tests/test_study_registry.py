@@ -72,9 +72,11 @@ def test_registered_study_runs_from_the_cli_with_quick_param_and_resume(
     assert code == 0 and len(CALLS) == 1  # done: the runner skips the stage
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 2 and "--resume" in err and err.count("\n") == 1
+    assert (out / "index.html").is_file()
     code, _, err = run_cli(monkeypatch, capsys, "echo", "--word", "abcd", "--out",
-                           str(tmp_path / "flag"), "--model", tiny_spec)
+                           str(tmp_path / "flag"), "--model", tiny_spec, "--no-report")
     assert code == 0 and _records(tmp_path / "flag")[0]["value"] == 4 * 3
+    assert not (tmp_path / "flag" / "index.html").exists()  # --no-report
 
 
 def test_bad_param_fails_before_the_folder_is_made(echo, tmp_path, monkeypatch, capsys):
