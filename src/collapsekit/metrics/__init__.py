@@ -17,7 +17,7 @@ from .semantic import (chamfer_distance, mean_pairwise_cosine, mean_pairwise_cos
                        semantic_volume, vendi_score)
 from .spectrum import (AlphaReq, alpha_req, anisotropy, dim_eff, isoscore,
                        matrix_entropy_rank, participation_ratio, rank_collapse_residual,
-                       rank_collapse_residual_batch, rankme, spectrum)
+                       rank_collapse_residual_batch, rankme, spectrum, top_coordinate_share)
 from .tokenization import classify_edit
 from .uncertainty import (cosine_judge, degmat, eigv, num_distinct_classes, num_semantic_sets,
                           semantic_classes, semantic_entropy)
@@ -35,5 +35,6 @@ __all__ = [
     "num_semantic_sets", "participation_ratio", "rank_collapse_residual",
     "rank_collapse_residual_batch", "rankme", "rep_n", "repetition_loops", "self_bleu",
     "self_repetition", "semantic_classes", "semantic_entropy", "semantic_volume",
-    "simctg_diversity", "spectrum", "stylometric_divergence", "vendi_score",
+    "simctg_diversity", "spectrum", "stylometric_divergence", "top_coordinate_share",
+    "vendi_score",
 ]

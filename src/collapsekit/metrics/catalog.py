@@ -93,6 +93,11 @@ CATALOG: dict[str, MetricInfo] = {
                    "N > D and takes points as columns, here zero eigenvalues (N ≤ D) are kept",
                    "how uniformly the variance uses the D dimensions: 0 = one direction, 1 = "
                    "isotropic."),
+    "top_coordinate_share": _m(
+        "top-coordinate share of E[x²]", "high", "fraction", "metrics.top_coordinate_share",
+        "Sun et al. 2024 (Massive Activations in Large Language Models)",
+        "max_j E[x_j²] / Σ_j E[x_j²]: share of the second moment in the single largest "
+        "coordinate; ~1/D when isotropic, near 1 with a massive activation."),
     "rank_collapse_residual": _m(
         "rank-collapse residual (Frobenius)", "low", "",
         "metrics.rank_collapse_residual_batch",
@@ -676,6 +681,40 @@ CATALOG: dict[str, MetricInfo] = {
         "studies.recursion.pool.Pool.mean_age",
         "Gerstgrasser et al. 2024 (accumulate vs replace)",
         "mean generations since the training rows were born."),
+    # self-consuming fine-tune (studies/finetune.py)
+    "train_loss": _m(
+        "training loss (nats/token)", None, "nats", "models.finetune.loss_step",
+        "Gerstgrasser et al. 2024 (Is Model Collapse Inevitable?)",
+        "mean causal-LM cross-entropy of the training batches before each update; per "
+        "step (records with step) and its mean over a generation's steps."),
+    "train_junk_fraction": _m(
+        "junk share of the training rows", None, "fraction", "studies.finetune.junk_rows",
+        "Xing et al. 2025 (LLMs Can Get Brain Rot): junk-data dose-response",
+        "junk rows over all rows a generation trained on: round(F·B·steps)/(B·steps)."),
+    "train_pool": _m(
+        "training pool (texts)", None, "texts", "studies.finetune.training_batches",
+        "Gerstgrasser et al. 2024 (accumulate vs replace)",
+        "texts the generation's batches were drawn from: the previous samples (replace) or "
+        "human texts plus every sample so far (accumulate)."),
+    # training monitor (collapsekit.monitor)
+    "policy_entropy": _m(
+        "policy entropy (nats/token)", "low", "nats", "monitor.metrics.PolicyEntropy",
+        "Cui et al. 2025 (The Entropy Mechanism of Reinforcement Learning for Reasoning "
+        "Language Models: entropy collapse)",
+        "mean over generated tokens of −Σ_v p_v log p_v of the next-token distribution; a "
+        "steady fall during training = the policy's entropy collapses."),
+    "policy_entropy_top100": _m(
+        "policy entropy, top-100 renormalised (nats/token)", "low", "nats",
+        "monitor.metrics.PolicyEntropy",
+        "Cui et al. 2025 (entropy collapse); top-k truncation as in Fan et al. 2018",
+        "entropy of the next-token distribution restricted to its 100 most likely tokens and "
+        "renormalised, mean over generated tokens."),
+    "alert": _m(
+        "collapse alert (observed value)", None, "", "monitor.callback.Monitor",
+        "collapsekit (relative change against the first measured step)",
+        "a monitored metric moved in its collapse direction by more than the alert's "
+        "fraction of its step-0 value; the record names the metric, layer, step and "
+        "baseline."),
 }
 
 

@@ -17,7 +17,7 @@ from collapsekit.stats.moments import Moments, to_numpy64
 
 __all__ = ["spectrum", "rankme", "matrix_entropy_rank", "participation_ratio", "dim_eff",
            "AlphaReq", "alpha_req", "anisotropy", "isoscore", "rank_collapse_residual",
-           "rank_collapse_residual_batch"]
+           "rank_collapse_residual_batch", "top_coordinate_share"]
 
 _CHUNK = 16384  # rows per Moments.update when reducing an in-memory array
 _U = np.finfo(np.float64).eps
@@ -200,6 +200,36 @@ def anisotropy(x) -> float:
                              "direction; drop them first")
         s, n = (arr / norms[:, None]).sum(axis=0), arr.shape[0]
     return float((s @ s - n) / (n * (n - 1)))
+
+
+def top_coordinate_share(x) -> float:
+    """Share of the total second moment held by the single largest coordinate:
+
+        max_j E[x_j²] / Σ_j E[x_j²]      (in [1/D, 1])
+
+    A massive-activation diagnostic (Sun et al. 2024, "Massive Activations in Large Language
+    Models"): a few residual-stream coordinates with values 10³-10⁴ times the rest dominate
+    the Gram matrix, so this share approaches 1 while it is ~1/D for isotropic data. From a
+    Moments, E[x_j²] is the diagonal of the uncentred Gram ``M2 / n + m mᵀ``.
+    """
+    if isinstance(x, Moments):
+        if x.n < 1:
+            raise ValueError("top_coordinate_share: the Moments holds no rows")
+        second = np.diag(x.gram()).copy()
+    else:
+        arr = to_numpy64(x)
+        if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+            raise ValueError(f"top_coordinate_share: expected a non-empty (N, D) array, got "
+                             f"shape {arr.shape}; reshape with x.reshape(-1, D)")
+        if not np.isfinite(arr).all():
+            raise ValueError("top_coordinate_share: input contains NaN or inf; fix or drop "
+                             "those rows first")
+        scale = np.abs(arr).max()
+        second = ((arr / scale) ** 2).mean(axis=0) if scale > 0 else np.zeros(arr.shape[1])
+    total = second.sum()
+    if not total > 0:
+        raise ValueError("top_coordinate_share: the data is all zeros; the share is undefined")
+    return float(second.max() / total)
 
 
 def isoscore(x) -> float:
