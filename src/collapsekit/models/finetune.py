@@ -89,3 +89,113 @@ def continue_ids(model, tokenizer, prefixes: list[list[int]], *, max_new_tokens:
                              temperature=temperature, top_k=top_k, top_p=top_p,
                              pad_token_id=tokenizer.pad_token_id, repetition_penalty=1.0)
     return tokenizer.batch_decode(gen, skip_special_tokens=True)
+
+
+# --- the self-consuming fine-tune study (studies/finetune.py) ---------------------------
+def freeze_all_but_last(model, n_blocks: int) -> list[str]:
+    """Freeze every parameter except those of the last ``n_blocks`` decoder blocks and the
+    final norm (``n_blocks`` = 0: train everything); returns the trainable parameter names
+    (as in ``named_parameters``, tied weights once). An untied output head stays frozen:
+    the last blocks carry the change."""
+    from .capture import find_layers
+
+    if n_blocks < 0:
+        raise ValueError(f"n_blocks={n_blocks}: give 0 (all) or a positive number of blocks")
+    if n_blocks == 0:
+        for p in model.parameters():
+            p.requires_grad_(True)
+    else:
+        _, blocks, norm = find_layers(model)
+        if n_blocks > len(blocks):
+            raise ValueError(f"train_blocks={n_blocks} but the model has {len(blocks)} blocks: "
+                             f"give at most {len(blocks)} (0 trains all)")
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for module in (*blocks[-n_blocks:], norm):
+            for p in module.parameters():
+                p.requires_grad_(True)
+    return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def trainable_state(model) -> dict:
+    """Detached copies of the trainable parameters, by name (see :func:`freeze_all_but_last`)."""
+    return {n: p.detach().clone().contiguous() for n, p in model.named_parameters()
+            if p.requires_grad}
+
+
+def load_trainable(model, state: Mapping) -> None:
+    """Copy ``state`` (name → tensor, from :func:`trainable_state` or a checkpoint) into the
+    model's parameters of those names; KeyError naming a missing one."""
+    params = dict(model.named_parameters())
+    missing = sorted(set(state) - set(params))
+    if missing:
+        raise KeyError(f"checkpoint holds tensors the model lacks: {', '.join(missing[:5])}")
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value.to(params[name].device, params[name].dtype))
+
+
+def save_trainable(model, path) -> None:
+    """The trainable parameters as a safetensors file (written to a temporary name, then
+    renamed, so a killed run never leaves half a checkpoint)."""
+    import os
+
+    from safetensors.torch import save_file
+
+    tmp = f"{path}.tmp{os.getpid()}"
+    save_file({k: v.cpu() for k, v in trainable_state(model).items()}, tmp)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(path) -> dict:
+    """name → tensor of a safetensors checkpoint (CPU)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def loss_step(model, optimizer, enc: Mapping) -> float | None:
+    """:func:`train_step` that returns the batch's mean causal-LM loss (nats/token) before
+    the update; None, with no step, when no row has a second real token."""
+    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+    if int((labels[:, 1:] != -100).sum()) == 0:
+        return None
+    loss = model(**enc, labels=labels).loss
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+def train_losses(model, batches: Iterable[Mapping], *, lr: float) -> list[float | None]:
+    """A fresh AdamW(lr) over the trainable parameters, one :func:`loss_step` per batch
+    (consumed lazily), model left in eval mode; the loss of each step."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    model.train()
+    try:
+        return [loss_step(model, opt, enc) for enc in batches]
+    finally:
+        model.eval()
+
+
+def policy_entropy(model, tokenizer, texts: list[str], *, max_length: int,
+                   batch_size: int = 8, chunk: int = 256) -> tuple[float, int]:
+    """(Σ entropy in nats, number of real tokens) of the model's next-token distribution
+    H_t = −Σ_v p_t(v) ln p_t(v) = logsumexp(z_t) − Σ_v softmax(z_t)_v z_{t,v} at every real
+    token of ``texts`` (right-padded, cut to ``max_length`` tokens, no special tokens
+    added), float64 sums; the logits are reduced ``chunk`` positions at a time so no
+    (tokens × vocabulary) float64 array is held."""
+    device = device_of(model)
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for s in range(0, len(texts), batch_size):
+            enc = encode_batch(tokenizer, texts[s:s + batch_size], max_length=max_length,
+                               device=device)
+            logits = model(**enc).logits
+            flat = logits[enc["attention_mask"].bool()]
+            for c in range(0, len(flat), chunk):
+                z = flat[c:c + chunk].double()
+                logp = torch.log_softmax(z, dim=-1)
+                total += float(-(logp.exp() * logp).sum())
+            count += len(flat)
+    return total, count

@@ -200,4 +200,47 @@ _register(
             "batch_size": Param(int, 4, "documents per forward pass", low=1),
         },
         quick={"n": 8, "words": 64, "edits": 3}),
+    Study(
+        "finetune", section="finetune", stage=P + "finetune:study_stage",
+        check=P + "finetune:check",
+        doc="Self-consuming fine-tune: each generation trains on the previous one's samples "
+            "(replace) or on human text plus every sample so far (accumulate), optionally "
+            "with a share of junk text; held-out perplexity, geometry, policy entropy and "
+            "sample diversity per generation; resumable per generation.",
+        params={
+            "strategies": Param(str, ("replace", "accumulate"), "what generation g trains "
+                                "on: replace (the previous samples) or accumulate (human text "
+                                "+ all samples so far)", many=True,
+                                choices=("replace", "accumulate")),
+            "generations": Param(int, 5, "fine-tuned generations after generation 0", low=1),
+            "steps": Param(int, 16, "AdamW steps per generation", low=1),
+            "lr": Param(float, 1e-4, "AdamW learning rate", low=0, open_low=True),
+            "batch_size": Param(int, 8, "texts per training step", low=1),
+            "n_samples": Param(int, 32, "model samples per generation (one per human prefix)",
+                               low=2),
+            "max_new_tokens": Param(int, 48, "tokens per sample", low=1),
+            "prompt_tokens": Param(int, 8, "human-prefix tokens each sample continues", low=1),
+            "temperature": Param(float, 1.0, "sampling temperature", low=0, open_low=True),
+            "max_length": Param(int, 64, "tokens per human text (training, held-out, probe)",
+                                low=2),
+            "train_blocks": Param(int, 2, "fine-tune the last N blocks + final norm, the rest "
+                                  "frozen (0: all)", low=0),
+            "junk": Param(float, 0.0, "fraction of every training batch replaced by junk text",
+                          low=0, high=1),
+            "junk_file": Param(str, None, "junk texts, one per line or JSONL (default: the "
+                               "bundled set)"),
+            "texts": TEXTS,
+            "human": Param(str, "wikipedia", "bundled human text when texts is not given",
+                           choices=HUMAN),
+            "data": Param(str, "self", "where training samples come from", choices=("self",)),
+            "n_real": Param(int, 32, "human texts in the accumulate pool", low=1),
+            "n_heldout": Param(int, 32, "held-out human texts for perplexity", low=1),
+            "n_probe": Param(int, 16, "probe texts for geometry and policy entropy", low=2),
+            "embedding": Param(bool, True, "embedding cosine of the samples (sentence "
+                               "embedder)"),
+            "eval_batch": Param(int, 8, "texts per forward pass when measuring", low=1),
+            "sample_batch": Param(int, None, "rows per forward pass while sampling", low=1),
+        },
+        quick={"generations": 3, "steps": 8, "n_samples": 16, "n_real": 16, "n_heldout": 16,
+               "max_new_tokens": 32, "lr": 3e-4}),
 )
