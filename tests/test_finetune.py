@@ -158,3 +158,17 @@ def test_bad_settings_fail_before_the_folder(tiny, tmp_path, monkeypatch, capsys
                            "--param", f"texts={tiny[1]}", "--param", param, "--out", str(out))
     assert code == 2 and message in err, err
     assert not out.exists()
+
+
+def test_policy_entropy_matches_the_monitor(one_thread):
+    from collapsekit.monitor import PolicyEntropy
+
+    model, tok = make_model("llama"), make_tokenizer()
+    texts = ["the cat sees the dog .", "a king walks", "water fire earth wind stone gold"]
+    total, count = ft.policy_entropy(model, tok, texts, max_length=6, batch_size=2, chunk=3)
+    ent = PolicyEntropy()
+    for logits, mask in ft.logits_batches(model, tok, texts, max_length=6, batch_size=2):
+        ent.update(logits, mask)
+    assert count == 6 + 3 + 6
+    assert total / count == pytest.approx(ent.compute()["policy_entropy"], rel=1e-9)
+    assert 0 < total / count <= np.log(len(tok))

@@ -199,3 +199,16 @@ def policy_entropy(model, tokenizer, texts: list[str], *, max_length: int,
                 total += float(-(logp.exp() * logp).sum())
             count += len(flat)
     return total, count
+
+
+def logits_batches(model, tokenizer, texts: list[str], *, max_length: int,
+                   batch_size: int = 8):
+    """Yield (logits (B, T, V), real-token mask (B, T)) of ``texts`` in right-padded
+    batches cut to ``max_length`` tokens (no special tokens added), under inference mode;
+    e.g. for :class:`collapsekit.monitor.PolicyEntropy`."""
+    device = device_of(model)
+    for s in range(0, len(texts), batch_size):
+        enc = encode_batch(tokenizer, texts[s:s + batch_size], max_length=max_length,
+                           device=device)
+        with torch.inference_mode():
+            yield model(**enc).logits, enc["attention_mask"].bool()

@@ -20,7 +20,8 @@ by a seeded draw per generation (the same prefixes for every strategy), with
 :func:`collapsekit.models.sampling.sample` (content-keyed random streams, cached per
 generation in ``samples/``). Per (strategy, generation): held-out perplexity and bits per
 byte on human text no generation trains on, per-layer geometry of a fixed probe batch,
-the policy entropy of the next-token distribution on the probe batch, the training loss
+the policy entropy of the next-token distribution on the probe batch
+(:class:`collapsekit.monitor.PolicyEntropy`, full and top-100), the training loss
 and the diversity of the generation's samples (distinct-1/2, self-BLEU, mean pairwise
 embedding cosine). Generation 0 is measured once and recorded under every strategy.
 
@@ -190,12 +191,22 @@ def _measure(lm, s, heldout: list[str], probe: list[str]):
     from .geometry import accumulate
 
     nll = document_nll(lm.model, lm.tokenizer, heldout, batch_size=s.eval_batch)
-    total, count = ft.policy_entropy(lm.model, lm.tokenizer, probe, max_length=s.max_length,
-                                     batch_size=s.eval_batch)
+    out = {"perplexity": nll.pooled_perplexity(), "bits_per_byte": nll.pooled_bits_per_byte()}
+    try:
+        from ..monitor import PolicyEntropy
+    except ImportError:  # collapsekit without the monitor: the same formula in models/
+        total, count = ft.policy_entropy(lm.model, lm.tokenizer, probe,
+                                         max_length=s.max_length, batch_size=s.eval_batch)
+        out["policy_entropy"] = total / count
+    else:
+        ent = PolicyEntropy()
+        for logits, mask in ft.logits_batches(lm.model, lm.tokenizer, probe,
+                                              max_length=s.max_length,
+                                              batch_size=s.eval_batch):
+            ent.update(logits, mask)
+        out.update(ent.compute())
     geo = accumulate(lm, probe, batch_size=s.eval_batch, max_length=s.max_length)
-    return {"perplexity": nll.pooled_perplexity(),
-            "bits_per_byte": nll.pooled_bits_per_byte(),
-            "policy_entropy": total / count}, geo
+    return out, geo
 
 
 def _record(run, strategies, g: int, scalars: dict, geo, diversity: dict) -> None:
