@@ -150,3 +150,21 @@ def test_callback_stop_on_alert_stops_training(tmp_path):
         trainer = _train(tmp_path, [cb], max_steps=10)
     assert cb.monitor.should_stop
     assert trainer.state.global_step == 2 < 10
+
+
+def test_callback_in_trl_sft_trainer(tmp_path):
+    trl = pytest.importorskip("trl")
+    datasets = pytest.importorskip("datasets")
+    rng = random.Random(0)
+    texts = [" ".join(rng.choice(WORDS[:60]) for _ in range(8)) for _ in range(16)]
+    args = trl.SFTConfig(output_dir=str(tmp_path / "sft"), max_steps=4, logging_steps=1,
+                         per_device_train_batch_size=4, report_to=[], use_cpu=True, seed=0,
+                         save_strategy="no", disable_tqdm=True, max_length=16)
+    cb = CollapseCallback(make_tokenizer(), every_n_steps=2, **KW)
+    trainer = trl.SFTTrainer(model=make_model(), args=args, processing_class=make_tokenizer(),
+                             train_dataset=datasets.Dataset.from_dict({"text": texts}),
+                             callbacks=[cb])
+    trainer.train()
+    assert cb.measured_steps == [0, 2, 4]
+    assert {h["step"] for h in trainer.state.log_history if "collapse/distinct_1" in h} == {
+        0, 2, 4}
