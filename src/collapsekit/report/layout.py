@@ -53,6 +53,11 @@ SECTION_INFO = {
                "accuracy falling with length = state collapse.",
     "drift": "Perplexity of reference text after edits or between checkpoints: a ratio "
              "well above 1 (flag at 2×) = collapse after editing.",
+    "finetune": "The model fine-tuned on its own samples, generation after generation, "
+                "replace vs accumulate: held-out perplexity rising and policy entropy or "
+                "diversity falling under one strategy only = model collapse.",
+    "monitor": "Collapse metrics measured during training, one curve per layer over the "
+               "training steps; alerts compare each value with the first measured step.",
 }
 _DEFAULT_INFO = ("Each plot shows one metric; its axis label says which direction means "
                  "collapse where that is known.")
