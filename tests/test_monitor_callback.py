@@ -108,7 +108,7 @@ def test_monitor_alert_warns_records_and_stops(tmp_path):
     (dict(alerts={"nonsense": 0.3}), "not a catalogued"),
     (dict(alerts={"rankme": -1}), ">= 0"),
     (dict(alerts={"rankme": 0.3}, stop_on=["distinct_2"]), "without an alert"),
-    (dict(k=1), "k must be"),
+    (dict(k=1), r"k \(answers per prompt; diversity needs 2\)=1 must be an integer >= 2"),
     (dict(probe_texts=[]), "probe_texts"),
 ])
 def test_monitor_bad_arguments(kw, match):

@@ -36,6 +36,7 @@ from ..models.capture import attention_entropy_reducer, iter_capture
 from ..models.decoding import Decoding
 from ..models.longcontext import context_length
 from ..models.sampling import _encode, sample
+from ..params import check_int, check_number
 from .metrics import (AttentionEntropy, OutputDiversity, PolicyEntropy, SpectralGeometry)
 
 __all__ = ["Monitor", "CollapseCallback", "PREFIX"]
@@ -84,10 +85,8 @@ def _check_alerts(alerts, stop_on) -> tuple[dict, set]:
         if info is None or info.collapse not in ("low", "high"):
             raise ValueError(f"alerts: {name!r} is not a catalogued metric with a collapse "
                              "direction; use e.g. rankme, policy_entropy, distinct_2")
-        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not (
-                0 <= frac < math.inf):
-            raise ValueError(f"alerts[{name!r}] = {frac!r}: give the relative change that "
-                             "fires the alert, a number >= 0 (0.3 = 30%)")
+        check_number(f"alerts[{name!r}] (the relative change that fires it, 0.3 = 30%)",
+                     frac, 0)
     if isinstance(stop_on, str):
         stop_on = [stop_on]
     stop_on = set(stop_on or ())
@@ -128,8 +127,7 @@ class Monitor:
             raise ValueError("probe_texts must be a non-empty list of non-empty strings")
         if not self.prompts or not all(isinstance(t, str) and t for t in self.prompts):
             raise ValueError("prompts must be a non-empty list of non-empty strings")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-            raise ValueError(f"k must be an int >= 2 (diversity needs 2 answers), got {k!r}")
+        check_int("k (answers per prompt; diversity needs 2)", k, 2)
         self.k, self.seed, self.layers = k, int(seed), None if layers is None else list(layers)
         self.decoding = Decoding(temperature=temperature, max_new_tokens=max_new_tokens)
         self.embedder, self.top_k = embedder, top_k
