@@ -4,7 +4,7 @@
 For each model — a tiny random llama (conftest-sized, 3 blocks, d=32) and the embedded
 SmolLM2-135M-Instruct — one process times, side by side and alternating: a plain training
 step (forward + backward + AdamW step on a batch of short human texts) and one
-``Monitor.step`` with its defaults (8 probe texts, 4 prompts × k=4 answers of 24 tokens,
+``Monitor.step`` with its defaults (8 probe texts, 4 prompts × k=4 answers of 16 tokens,
 every capture point). Reported: median step time, median monitor time, and the overhead
 
     ratio = monitor time / (every_n_steps × step time)       (target ≤ 5%)

@@ -112,7 +112,7 @@ class Monitor:
     """
 
     def __init__(self, model, tokenizer, *, probe_texts: Sequence[str] | None = None,
-                 prompts: Sequence[str] | None = None, k: int = 4, max_new_tokens: int = 24,
+                 prompts: Sequence[str] | None = None, k: int = 4, max_new_tokens: int = 16,
                  layers: Sequence[int] | None = None, out=None,
                  alerts: Mapping[str, float] | None = None, stop_on: Sequence[str] = (),
                  seed: int = 0, embedder=None, top_k: int = 100, batch_size: int = 8,
