@@ -295,6 +295,18 @@ class Run:
         return any(r["metric"] == metric and all(r.get(k, ...) == v for k, v in want.items())
                    for r in self.records)
 
+    def discard_if_empty(self) -> bool:
+        """Remove this run's ``metrics.json`` (and the folder, if then empty) when the run
+        holds nothing: no record, table, file or finished stage. Returns whether it did."""
+        d = self._data
+        if d["records"] or d["tables"] or d["files"] or d.get("done"):
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / METRICS).unlink()
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
+        return True
+
     def done(self, stage: str) -> bool:
         """Whether ``stage`` finished in this run (a resumed run skips it)."""
         return stage in self._data.setdefault("done", [])

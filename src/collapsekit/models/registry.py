@@ -154,6 +154,9 @@ def resolve(spec: str) -> tuple[str, Path | str]:
         if not path.is_file():
             raise CollapsekitError(f"GGUF file {path} does not exist: check the path")
         return "gguf", path
+    if spec.startswith((".", "/", "~")) and not path.exists():
+        raise CollapsekitError(f"no such folder or file {path}: check the path (a hub id is "
+                               "written org/name)")
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise CollapsekitError(
@@ -213,10 +216,22 @@ def quiet_hf() -> None:
 
 
 def pick_device(device: str | None = None) -> str:
-    """``auto``/None → cuda when available, else mps, else cpu."""
+    """``auto``/None → cuda when available, else mps, else cpu; a named device is checked
+    (CollapsekitError when this torch cannot use it)."""
     import torch
 
     if device not in (None, "auto"):
+        try:
+            kind = torch.device(device).type
+        except (RuntimeError, TypeError):
+            raise CollapsekitError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:1 "
+                                   "or mps") from None
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise CollapsekitError(f"no CUDA device: torch {torch.__version__} sees none (a "
+                                   "CPU-only build, or no GPU); use --device cpu or auto")
+        if kind == "mps" and not (getattr(torch.backends, "mps", None)
+                                  and torch.backends.mps.is_available()):
+            raise CollapsekitError("no MPS device here: use --device cpu or auto")
         return device
     if torch.cuda.is_available():
         return "cuda"
@@ -257,6 +272,11 @@ def load_model(spec: str = DEFAULT_MODEL, *, device: str | None = None,
         hint = ("check the id and that the hub is reachable; offline, use a local folder "
                 "or an embedded: model") if kind == "hub" else "check the folder's files"
         raise CollapsekitError(f"could not load model {spec!r} ({exc}); {hint}") from exc
+    except Exception as exc:  # safetensors, GGUF readers and config parsers raise their own
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CollapsekitError(f"could not load model {spec!r}: {first}; the weight files "
+                               "look truncated or corrupt: download or export them again"
+                               ) from exc
     if kind == "hub":
         weight_hash = "hub:" + str(getattr(model.config, "_commit_hash", None) or spec)
     if tokenizer.pad_token is None:

@@ -102,13 +102,21 @@ def _execute(name: str, out, steps: list[tuple[Study, Settings]], config: dict, 
              skip_na: bool, report: bool) -> Path:
     from ..report.html import render
 
+    if any(study.uses_model(s) for study, s in steps):
+        from ..models.registry import pick_device
+
+        pick_device(device)  # a device this torch cannot use fails before the folder is made
     run = Run(out, study=name, config=config, resume=resume, force=force)
     run.meta(seeds=[seed])
     load = _Loader(run, device, dtype)
-    for study, s in steps:
-        if skip_na:
-            _say(f"{name}: {study.name}")
-        _stage(run, study, s, load, skip_na=skip_na)
+    try:
+        for study, s in steps:
+            if skip_na:
+                _say(f"{name}: {study.name}")
+            _stage(run, study, s, load, skip_na=skip_na)
+    except BaseException:
+        run.discard_if_empty()  # e.g. corrupt weights: the corrected command needs no --force
+        raise
     run.finish()
     return render(run.path) if report else run.path / "index.html"
 

@@ -1,0 +1,58 @@
+"""Bad starts fail in one line with exit code 2 before anything is written, and the
+corrected command then runs without --force: a mistyped path, a device this torch cannot
+use, corrupt weights."""
+
+import pytest
+import torch
+
+from conftest import make_model, make_tokenizer, run_cli
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny"
+    make_model("llama").save_pretrained(path, safe_serialization=True)
+    make_tokenizer().save_pretrained(path)
+    return path
+
+
+def _fails(monkeypatch, capsys, *args, message):
+    capsys.readouterr()  # drop what the fixtures printed
+    code, out, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and message in err, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_mistyped_local_path_is_a_path_not_a_hub_id(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    _fails(monkeypatch, capsys, "geometry", "--model", "./my-checkpint", "--out", "g",
+           message="no such folder or file my-checkpint")
+    assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_cuda_without_cuda_fails_before_the_folder(monkeypatch, capsys, tmp_path, tiny):
+    out = tmp_path / "g"
+    _fails(monkeypatch, capsys, "geometry", "--model", str(tiny), "--device", "cuda",
+           "--out", str(out), message="no CUDA device")
+    _fails(monkeypatch, capsys, "geometry", "--model", str(tiny), "--device", "tpu9",
+           "--out", str(out), message="unknown device 'tpu9'")
+    assert not out.exists()
+
+
+def test_corrupt_weights_leave_no_run_behind(monkeypatch, capsys, tmp_path, tiny):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in tiny.iterdir():
+        data = f.read_bytes()
+        (broken / f.name).write_bytes(data[:len(data) // 3] if f.suffix == ".safetensors"
+                                      else data)
+    out = tmp_path / "run"
+    args = ("geometry", "--quick", "--param", "n=4", "--param", "max_length=16",
+            "--no-report", "--out", str(out))
+    _fails(monkeypatch, capsys, *args, "--model", str(broken),
+           message="look truncated or corrupt")
+    assert not out.exists()
+    code, _, err = run_cli(monkeypatch, capsys, *args, "--model", str(tiny))  # no --force
+    assert code == 0, err
+    assert (out / "metrics.json").is_file()
