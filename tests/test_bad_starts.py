@@ -56,3 +56,21 @@ def test_corrupt_weights_leave_no_run_behind(monkeypatch, capsys, tmp_path, tiny
     code, _, err = run_cli(monkeypatch, capsys, *args, "--model", str(tiny))  # no --force
     assert code == 0, err
     assert (out / "metrics.json").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("scan", "--quick", "--param", "diversity.n_prompts=0"), "n_prompts=0"),
+    (("scan", "--quick", "--param", "diversity.n_prompts=-1"), "n_prompts=-1"),
+    (("scan", "--quick", "--param", "diversity.temperature=-1"), "temperature=-1"),
+    (("scan", "--quick", "--param", "diversity.top_p=0"), "top_p=0.0"),
+    (("diversity", "--top-k", "-3"), "top_k=-3"),
+    (("geometry", "--n", "-1"), "n=-1"),
+    (("passkey", "--trials", "0"), "trials=0"),
+    (("drift", "--edits", "0"), "edits=0"),
+    (("drift", "--n", "0"), "n=0"),
+])
+def test_counts_and_settings_out_of_range_are_refused_not_replaced(monkeypatch, capsys,
+                                                                   tmp_path, args, message):
+    out = tmp_path / "out"
+    _fails(monkeypatch, capsys, *args, "--out", str(out), message=message)
+    assert not out.exists()
