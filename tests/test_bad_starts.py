@@ -74,3 +74,24 @@ def test_counts_and_settings_out_of_range_are_refused_not_replaced(monkeypatch, 
     out = tmp_path / "out"
     _fails(monkeypatch, capsys, *args, "--out", str(out), message=message)
     assert not out.exists()
+
+
+def test_ctrl_c_exits_130_with_the_resume_line(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "m"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collapsekit.cli", "manifold", "--out", str(out), "--param",
+         "rounds=5000000"], stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not (out / "metrics.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the run exists: the stage is running
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == ("interrupted: what was written is kept; rerun "
+                                            "with --resume to continue")
