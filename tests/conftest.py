@@ -87,6 +87,15 @@ def tiny_arch(request):
 
 
 @pytest.fixture
+def tiny_dir(tmp_path):
+    """A folder holding a saved tiny llama (safetensors) and its tokenizer: a model spec."""
+    path = tmp_path / "tiny-llama"
+    make_model("llama").save_pretrained(path, safe_serialization=True)
+    make_tokenizer().save_pretrained(path)
+    return path
+
+
+@pytest.fixture
 def tiny_lm():
     """(model, tokenizer) for a tiny llama."""
     return make_model("llama"), make_tokenizer()

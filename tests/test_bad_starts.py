@@ -5,15 +5,7 @@ use, corrupt weights."""
 import pytest
 import torch
 
-from conftest import make_model, make_tokenizer, run_cli
-
-
-@pytest.fixture
-def tiny(tmp_path):
-    path = tmp_path / "tiny"
-    make_model("llama").save_pretrained(path, safe_serialization=True)
-    make_tokenizer().save_pretrained(path)
-    return path
+from conftest import run_cli
 
 
 def _fails(monkeypatch, capsys, *args, message):
@@ -31,19 +23,19 @@ def test_mistyped_local_path_is_a_path_not_a_hub_id(monkeypatch, capsys, tmp_pat
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
-def test_cuda_without_cuda_fails_before_the_folder(monkeypatch, capsys, tmp_path, tiny):
+def test_cuda_without_cuda_fails_before_the_folder(monkeypatch, capsys, tmp_path, tiny_dir):
     out = tmp_path / "g"
-    _fails(monkeypatch, capsys, "geometry", "--model", str(tiny), "--device", "cuda",
+    _fails(monkeypatch, capsys, "geometry", "--model", str(tiny_dir), "--device", "cuda",
            "--out", str(out), message="no CUDA device")
-    _fails(monkeypatch, capsys, "geometry", "--model", str(tiny), "--device", "tpu9",
+    _fails(monkeypatch, capsys, "geometry", "--model", str(tiny_dir), "--device", "tpu9",
            "--out", str(out), message="unknown device 'tpu9'")
     assert not out.exists()
 
 
-def test_corrupt_weights_leave_no_run_behind(monkeypatch, capsys, tmp_path, tiny):
+def test_corrupt_weights_leave_no_run_behind(monkeypatch, capsys, tmp_path, tiny_dir):
     broken = tmp_path / "broken"
     broken.mkdir()
-    for f in tiny.iterdir():
+    for f in tiny_dir.iterdir():
         data = f.read_bytes()
         (broken / f.name).write_bytes(data[:len(data) // 3] if f.suffix == ".safetensors"
                                       else data)
@@ -53,7 +45,7 @@ def test_corrupt_weights_leave_no_run_behind(monkeypatch, capsys, tmp_path, tiny
     _fails(monkeypatch, capsys, *args, "--model", str(broken),
            message="look truncated or corrupt")
     assert not out.exists()
-    code, _, err = run_cli(monkeypatch, capsys, *args, "--model", str(tiny))  # no --force
+    code, _, err = run_cli(monkeypatch, capsys, *args, "--model", str(tiny_dir))  # no --force
     assert code == 0, err
     assert (out / "metrics.json").is_file()
 

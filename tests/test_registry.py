@@ -8,15 +8,7 @@ import torch
 
 from collapsekit.errors import CollapsekitError
 from collapsekit.models import registry
-from conftest import make_model, make_tokenizer
-
-
-@pytest.fixture
-def tiny_dir(tmp_path):
-    path = tmp_path / "tiny-llama"
-    make_model("llama").save_pretrained(path, safe_serialization=True)
-    make_tokenizer().save_pretrained(path)
-    return path
+from conftest import make_model
 
 
 def test_unknown_specs_name_the_choices(tmp_path):

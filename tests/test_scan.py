@@ -9,7 +9,6 @@ from collapsekit.errors import RunDirError
 from collapsekit.models import registry
 from collapsekit.studies import run_scan
 from collapsekit.studies.registry import scan_studies
-from conftest import make_model, make_tokenizer
 
 # the old ScanConfig(k=2, max_new_tokens=6, human_n=6, max_length=32, batch_size=4,
 # probes=()) on the registry: geometry and diversity only, each study's own parameters
@@ -26,11 +25,8 @@ def scan(out, *, n_prompts, studies=STUDIES, report=False, **kw):
 
 
 @pytest.fixture
-def tiny_spec(tmp_path):
-    path = tmp_path / "tiny"
-    make_model("llama").save_pretrained(path, safe_serialization=True)
-    make_tokenizer().save_pretrained(path)
-    return str(path)
+def tiny_spec(tiny_dir):
+    return str(tiny_dir)
 
 
 @pytest.fixture
