@@ -16,7 +16,7 @@ def _read_text(path: str | Path) -> str:
     if not path.is_file():
         raise InputFileError(f"{path} does not exist or is not a file: check the path")
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a leading BOM is not text
     except UnicodeDecodeError as exc:
         raise InputFileError(f"{path} is not UTF-8 text (byte {exc.start}): re-save it as UTF-8"
                              ) from exc
@@ -24,10 +24,16 @@ def _read_text(path: str | Path) -> str:
         raise InputFileError(f"cannot read {path}: {exc.strerror}") from exc
 
 
+def lines(text: str) -> list[str]:
+    """``text`` split at newlines only (``str.splitlines`` also splits at U+2028, U+2029 and
+    other separators that may sit inside a prompt or a JSON string)."""
+    return [ln.removesuffix("\r") for ln in text.split("\n")]
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
     """Objects of a JSON-lines file; blank lines are skipped."""
     rows = []
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+    for lineno, line in enumerate(lines(_read_text(path)), start=1):
         if not line.strip():
             continue
         try:
@@ -53,9 +59,12 @@ def read_texts(path: str | Path, *, field: str = "text") -> list[str]:
             value = row.get(field, row.get("prompt", row.get("text")))
             if not isinstance(value, str):
                 raise InputFileError(f"{path}, record {i}: no string field {field!r}")
+            if not value.strip():
+                raise InputFileError(f"{path}, record {i}: the {field!r} field is empty or "
+                                     "only whitespace: give it text or remove the record")
             texts.append(value)
     else:
-        texts = [ln.strip() for ln in _read_text(path).splitlines()
+        texts = [ln.strip() for ln in lines(_read_text(path))
                  if ln.strip() and not ln.lstrip().startswith("#")]
     if not texts:
         raise InputFileError(f"{path} holds no texts: write one per line (or JSONL with a "
@@ -79,12 +88,16 @@ def read_samples(path: str | Path, *, by: str = "prompt_id") -> dict[str, list[s
         raise ValueError(f"by={by!r}: group by 'prompt_id' or 'prompt'")
     other = "prompt" if by == "prompt_id" else "prompt_id"
     groups: dict[str, list[str]] = {}
+    kinds: dict[str, type] = {}
     for i, row in enumerate(read_jsonl(path), start=1):
         text = row.get("text")
         key = row.get(by, row.get(other))
         if not isinstance(text, str) or key is None:
             raise InputFileError(f"{path}, record {i}: needs a string 'text' and a 'prompt_id' "
                                  "or 'prompt' field")
+        if kinds.setdefault(str(key), type(key)) is not type(key):
+            raise InputFileError(f"{path}, record {i}: {by} {key!r} is also written as "
+                                 f"{str(key)!r} with another type: write every id the same way")
         groups.setdefault(str(key), []).append(text)
     if not groups:
         raise InputFileError(f"{path} holds no samples")

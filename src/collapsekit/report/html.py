@@ -38,6 +38,16 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _href(url) -> str:
+    """``url`` when it is a relative path inside the folder or an http(s) address; else
+    "#" (a hand-edited metrics.json must not plant a ``javascript:`` link)."""
+    url = str(url or "")
+    if re.fullmatch(r"https?://[^\s'\"<>]+", url) or (
+            re.fullmatch(r"[\w./-]+", url) and not url.startswith("/") and ".." not in url):
+        return url
+    return "#"
+
+
 def _slug(*parts) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(map(str, parts))).strip("-.")[:80]
 
@@ -107,7 +117,7 @@ def _header(data: dict) -> str:
     timings = "".join(f"<tr><td>{e(k)}</td><td class='num'>{v:.3g} s</td></tr>"
                       for k, v in (data.get("timings") or {}).items()
                       if isinstance(v, numbers.Real))
-    tables = "".join(f"<li><a href='{e(t.get('csv', ''))}'>{e(n)}</a> ({e(t.get('rows'))} "
+    tables = "".join(f"<li><a href='{e(_href(t.get('csv')))}'>{e(n)}</a> ({e(t.get('rows'))} "
                      f"rows; also {e(t.get('parquet', ''))})</li>"
                      for n, t in (data.get("tables") or {}).items() if isinstance(t, dict))
     return (f"<dl class='head'>{dl}</dl>{data_links}"
