@@ -44,6 +44,14 @@ def test_prompt_ids_of_two_types_are_not_merged(tmp_path):
     assert read_samples(jl) == {"0": ["a", "c"], "1": ["b"]}
 
 
+def test_a_sample_written_twice_counts_once(tmp_path):
+    jl = tmp_path / "s.jsonl"
+    rows = [{"prompt_id": 0, "text": "a", "key": "k1"}, {"prompt_id": 0, "text": "b",
+                                                          "key": "k2"}]
+    jl.write_text("".join(json.dumps(r) + "\n" for r in rows + rows[:1]))
+    assert read_samples(jl) == {"0": ["a", "b"]}
+
+
 @pytest.mark.parametrize("url, shown", [
     ("tables/x.csv", "tables/x.csv"), ("https://example.org/a", "https://example.org/a"),
     ("javascript:alert(1)", "#"), ("data:text/html,x", "#"), ("/etc/passwd", "#"),

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import time
 
 import numpy as np
@@ -156,7 +157,8 @@ def test_force_clears_only_collapsekit_files(tmp_path):
     fresh = Run(tmp_path, study="scan", config={"other": 1}, force=True)
     assert fresh.records == []
     left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
-    assert left == ["metrics.json", "notes.txt", "tables", "tables/mine.txt"]
+    assert left == [".collapsekit.lock", "metrics.json", "notes.txt", "tables",
+                    "tables/mine.txt"]  # the lock: the run is still open
     assert load_run(tmp_path)["config"] == {"other": 1}
 
 
@@ -211,7 +213,8 @@ def test_run_write_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run.write()
     assert (tmp_path / "metrics.json").read_text() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".collapsekit.lock",
+                                                          "metrics.json"]  # no temp file
 
 
 def test_timer_accumulates_seconds(tmp_path):
@@ -270,3 +273,22 @@ def test_load_run_errors(tmp_path):
     (tmp_path / "metrics.json").write_text('{"study": "x"}')
     with pytest.raises(InputFileError, match="no list of records"):
         load_run(tmp_path / "metrics.json")
+
+
+def test_a_second_process_on_the_same_folder_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".collapsekit.lock").write_text(str(other.pid))  # a live writer
+        with pytest.raises(RunDirError, match=f"another collapsekit process \\(pid "
+                                              f"{other.pid}\\) is writing"):
+            Run(tmp_path, study="scan", config=CFG)
+    finally:
+        other.kill()
+        other.wait()
+    run = Run(tmp_path, study="scan", config=CFG)  # its process is gone: a stale lock
+    assert (tmp_path / ".collapsekit.lock").read_text() == str(os.getpid())
+    run.finish()
+    assert not (tmp_path / ".collapsekit.lock").exists()

@@ -83,13 +83,19 @@ def read_prompts(path: str | Path = BUNDLED_PROMPTS) -> list[str]:
 def read_samples(path: str | Path, *, by: str = "prompt_id") -> dict[str, list[str]]:
     """Model samples grouped by prompt from a JSONL file with ``text`` and ``prompt_id`` (or
     ``prompt``) fields — the format ``collapsekit scan`` writes to ``samples.jsonl``.
-    ``by="prompt"`` groups by the prompt text first (ids differ between prompt files)."""
+    ``by="prompt"`` groups by the prompt text first (ids differ between prompt files).
+    Records with the same ``key`` (collapsekit's sample key) count once."""
     if by not in ("prompt_id", "prompt"):
         raise ValueError(f"by={by!r}: group by 'prompt_id' or 'prompt'")
     other = "prompt" if by == "prompt_id" else "prompt_id"
     groups: dict[str, list[str]] = {}
     kinds: dict[str, type] = {}
+    seen: set = set()
     for i, row in enumerate(read_jsonl(path), start=1):
+        if "key" in row:  # collapsekit's content key: a sample written twice counts once
+            if row["key"] in seen:
+                continue
+            seen.add(row["key"])
         text = row.get("text")
         key = row.get(by, row.get(other))
         if not isinstance(text, str) or key is None:

@@ -34,6 +34,7 @@ from collapsekit.errors import InputFileError, RunDirError
 
 METRICS = "metrics.json"
 REPORT = "index.html"
+LOCK = ".collapsekit.lock"  # the pid of the process writing the run
 # Fields that annotate a record rather than identify it: re-adding a record that differs
 # only in these (or in value) replaces it.
 ANNOTATIONS = frozenset({"ci_low", "ci_high", "note", "closed_form"})
@@ -112,6 +113,17 @@ def atomic_write(path: Path, write) -> None:
         raise
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def load_run(path) -> dict:
     """The content of a run's ``metrics.json`` (``path``: the folder or the file)."""
     path = Path(path)
@@ -184,8 +196,41 @@ class Run:
         except OSError as e:
             raise RunDirError(f"cannot create {self.path} ({e.strerror}): choose another "
                               "--out") from None
+        self._lock()
         self._index = {_record_key(r): i for i, r in enumerate(self._data["records"])}
         self.write()
+
+    def _lock(self) -> None:
+        """Hold ``LOCK`` for this process; RunDirError while another live process holds it
+        (a lock left by a dead process is taken over)."""
+        lock = self.path / LOCK
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    pid = int(lock.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid == os.getpid():
+                    return
+                if pid > 0 and _alive(pid):
+                    raise RunDirError(f"another collapsekit process (pid {pid}) is writing to "
+                                      f"{self.path}: wait for it to finish, or choose another "
+                                      "--out") from None
+                with contextlib.suppress(FileNotFoundError):
+                    lock.unlink()  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            return
+
+    def release(self) -> None:
+        """Give up the lock (when this process holds it)."""
+        lock = self.path / LOCK
+        with contextlib.suppress(OSError, ValueError):
+            if int(lock.read_text().strip()) == os.getpid():
+                lock.unlink()
 
     def _open_existing(self, resume: bool, force: bool) -> None:
         if force:
@@ -303,6 +348,7 @@ class Run:
             return False
         with contextlib.suppress(FileNotFoundError):
             (self.path / METRICS).unlink()
+        self.release()
         with contextlib.suppress(OSError):
             self.path.rmdir()
         return True
@@ -418,9 +464,11 @@ class Run:
         return out
 
     def finish(self) -> Path:
-        """Stamp the finish time and write."""
+        """Stamp the finish time, write, and release the lock."""
         self._data["finished"] = _now()
-        return self.write()
+        out = self.write()
+        self.release()
+        return out
 
     def to_dict(self) -> dict:
         """The metrics.json content (a live view: do not modify)."""

@@ -115,7 +115,8 @@ def _execute(name: str, out, steps: list[tuple[Study, Settings]], config: dict, 
                 _say(f"{name}: {study.name}")
             _stage(run, study, s, load, skip_na=skip_na)
     except BaseException:
-        run.discard_if_empty()  # e.g. corrupt weights: the corrected command needs no --force
+        if not run.discard_if_empty():  # e.g. corrupt weights: no --force needed after
+            run.release()
         raise
     run.finish()
     return render(run.path) if report else run.path / "index.html"
