@@ -87,3 +87,21 @@ def test_ctrl_c_exits_130_with_the_resume_line(tmp_path):
     assert proc.returncode == 130 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == ("interrupted: what was written is kept; rerun "
                                             "with --resume to continue")
+
+
+def test_a_truncated_gguf_is_one_line(monkeypatch, capsys, tmp_path):
+    from collapsekit.models.registry import embedded_gguf
+
+    good = embedded_gguf("smollm2-135m-instruct")
+    bad = tmp_path / "cut.gguf"
+    with open(good, "rb") as src:
+        bad.write_bytes(src.read(4 << 20))  # the header and the first 4 MiB of tensors
+    monkeypatch.setenv("COLLAPSEKIT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "g"
+    capsys.readouterr()
+    code, _, err = run_cli(monkeypatch, capsys, "geometry", "--model", str(bad), "--out",
+                           str(out))
+    last = err.strip().splitlines()[-1]  # after the "dequantizing … once" progress line
+    assert code == 2 and "Traceback" not in err
+    assert last.startswith("error: could not read the GGUF file") and "truncated" in last
+    assert not out.exists()

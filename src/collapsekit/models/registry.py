@@ -179,9 +179,16 @@ def _gguf_to_safetensors(gguf: Path, digest: str, progress=None) -> Path:
         return target
     if progress:
         progress(f"dequantizing {gguf.name} once (cached afterwards in {target})")
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                 dtype="float32")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                     dtype="float32")
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as exc:  # the gguf reader raises numpy and struct errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CollapsekitError(f"could not read the GGUF file {gguf} ({first}): it looks "
+                               "truncated or corrupt: download or export it again") from exc
     model.hf_quantizer = None  # the weights are plain fp32 now; saving must not re-quantize
     if getattr(model.config, "quantization_config", None) is not None:
         del model.config.quantization_config
