@@ -303,3 +303,13 @@ def test_tokenizer_without_pad_token():
     tok.pad_token = None
     with pytest.raises(ValueError, match="no pad token"):
         capture_all(model_for("llama"), tok, ["the cat"])
+
+
+def test_max_length_beyond_the_context_is_clamped_with_a_warning(tiny_lm):
+    from collapsekit.models.capture import iter_capture
+
+    model, tok = tiny_lm
+    long_text = " ".join(["the cat sees the dog ."] * 30)  # 180 tokens, context 64
+    with pytest.warns(UserWarning, match="max_length=200 exceeds the model's 64-token"):
+        batches = list(iter_capture(model, tok, [long_text], max_length=200))
+    assert batches[0].hidden[0].shape[-2] <= 64

@@ -294,6 +294,11 @@ def iter_capture(model, tokenizer, texts: Iterable[str], *, batch_size: int = 8,
     if max_length is None:
         max_length = _context_length(model, tokenizer)
     max_length = _positive_int(max_length, "max_length")
+    ctx = context_length(model)
+    if ctx and max_length > ctx:  # past its positions a model is out of distribution
+        warnings.warn(f"max_length={max_length} exceeds the model's {ctx}-token context: "
+                      f"texts are cut to {ctx} tokens", stacklevel=2)
+        max_length = ctx
     if isinstance(texts, (str, bytes)) or not isinstance(texts, Iterable):
         raise ValueError("texts must be an iterable of strings (a list, not a single str)")
     if model.training:

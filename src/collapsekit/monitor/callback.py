@@ -151,8 +151,10 @@ class Monitor:
     # -- measuring ---------------------------------------------------------------------------
     def _geometry(self) -> dict[str, float]:
         geo, att = SpectralGeometry(), AttentionEntropy()
+        ctx = context_length(self.model)  # the probe texts are cut to the model's context
         for batch in iter_capture(self.model, self.tokenizer, self.probe_texts,
-                                  batch_size=self.batch_size, max_length=self.max_length,
+                                  batch_size=self.batch_size,
+                                  max_length=min(self.max_length, ctx or self.max_length),
                                   layers=self.layers, attention_reducer=attention_entropy_reducer):
             geo.update(batch)
             att.update(batch.attention, names={i: batch.layer_names[i]
