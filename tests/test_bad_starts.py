@@ -105,3 +105,23 @@ def test_a_truncated_gguf_is_one_line(monkeypatch, capsys, tmp_path):
     assert code == 2 and "Traceback" not in err
     assert last.startswith("error: could not read the GGUF file") and "truncated" in last
     assert not out.exists()
+
+
+def test_user_files_in_out_survive_runs_with_and_without_force(monkeypatch, capsys,
+                                                              tmp_path):
+    out = tmp_path / "m"
+    (out / "plots").mkdir(parents=True)
+    (out / "tables").mkdir()
+    mine = {"notes.txt": "mine", "plots/mine.png": "png", "tables/mine.csv": "a\n1\n",
+            "tables/mine.parquet": "pq"}
+    for rel, text in mine.items():
+        (out / rel).write_text(text)
+    args = ("manifold", "--quick", "--param", "rounds=3", "--out", str(out))
+    for extra in ((), ("--force",), ("--force", "--param", "dim=4")):
+        code, _, err = run_cli(monkeypatch, capsys, *args, *extra)
+        assert code == 0, err
+        assert {rel: (out / rel).read_text() for rel in mine} == mine
+    (out / "index.html").write_text("<html>someone else's</html>")
+    _fails(monkeypatch, capsys, *args, "--force", "--param", "dim=5",
+           message="index.html was not written by collapsekit")
+    assert (out / "index.html").read_text() == "<html>someone else's</html>"

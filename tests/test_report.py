@@ -70,7 +70,11 @@ def page(tmp_path_factory):
     d = tmp_path_factory.mktemp("run")
     build(d)
     (d / "plots").mkdir()
+    (d / "plots" / "mine.png").write_bytes(PNG_MAGIC)  # a user's file: kept
+    render(d, samples_per_prompt=2)
     (d / "plots" / "stale.png").write_bytes(PNG_MAGIC)
+    manifest = d / "plots" / ".collapsekit"
+    manifest.write_text(manifest.read_text() + "stale.png\n")  # as if an earlier render wrote it
     out = render(d, samples_per_prompt=2)
     return d, out.read_text(encoding="utf-8")
 
@@ -78,8 +82,10 @@ def page(tmp_path_factory):
 def test_writes_index_and_one_valid_png_per_plot(page):
     d, html = page
     assert (d / "index.html").is_file()
-    files = {p.name for p in (d / "plots").glob("*.png")}
-    assert files == EXPECTED_PLOTS  # stale.png from before the render is gone
+    files = {p.name for p in (d / "plots").glob("*.png")} - {"mine.png"}
+    assert files == EXPECTED_PLOTS  # stale.png of the earlier render is gone, mine.png kept
+    assert (d / "plots" / "mine.png").read_bytes() == PNG_MAGIC
+    assert set((d / "plots" / ".collapsekit").read_text().split()) == EXPECTED_PLOTS
     embedded = re.findall(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
     assert len(embedded) == len(EXPECTED_PLOTS)
     on_disk = {(d / "plots" / f).read_bytes() for f in files}

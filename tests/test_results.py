@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from collapsekit.errors import InputFileError, RunDirError
-from collapsekit.results import Run, atomic_write, config_hash, load_run, read_table
+from collapsekit.results import GENERATOR, Run, atomic_write, config_hash, load_run, read_table
 
 CFG = {"model": "embedded:smollm2-135m-instruct", "n": 64, "sampling": {"t": 1.0}}
 
@@ -150,16 +150,28 @@ def test_force_clears_only_collapsekit_files(tmp_path):
     run.file("samples/gen.jsonl").write_text("{}")
     run.write()
     (tmp_path / "plots").mkdir()
-    (tmp_path / "plots" / "a.png").write_bytes(b"png")
-    (tmp_path / "index.html").write_text("<html>")
+    (tmp_path / "plots" / "a.png").write_bytes(b"png")  # written by the last render
+    (tmp_path / "plots" / ".collapsekit").write_text("a.png\n")
+    (tmp_path / "plots" / "mine.png").write_bytes(b"my plot")
+    (tmp_path / "index.html").write_text(f"<html><head>{GENERATOR}</head></html>")
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "tables" / "mine.txt").write_text("mine too")
+    (tmp_path / "tables" / "mine.csv").write_text("a\n1\n")
     fresh = Run(tmp_path, study="scan", config={"other": 1}, force=True)
     assert fresh.records == []
     left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
-    assert left == [".collapsekit.lock", "metrics.json", "notes.txt", "tables",
+    assert left == [".collapsekit.lock", "metrics.json", "notes.txt", "plots",
+                    "plots/mine.png", "tables", "tables/mine.csv",
                     "tables/mine.txt"]  # the lock: the run is still open
     assert load_run(tmp_path)["config"] == {"other": 1}
+
+
+def test_force_never_overwrites_someone_elses_report(tmp_path):
+    Run(tmp_path, study="scan", config=CFG).finish()
+    (tmp_path / "index.html").write_text("<html>my own page</html>")
+    with pytest.raises(RunDirError, match="index.html was not written by collapsekit"):
+        Run(tmp_path, study="scan", config={"other": 1}, force=True)
+    assert (tmp_path / "index.html").read_text() == "<html>my own page</html>"
 
 
 def test_force_overwrites_a_corrupt_metrics_file(tmp_path):

@@ -35,6 +35,8 @@ from collapsekit.errors import InputFileError, RunDirError
 METRICS = "metrics.json"
 REPORT = "index.html"
 LOCK = ".collapsekit.lock"  # the pid of the process writing the run
+GENERATOR = "<meta name='generator' content='collapsekit'>"  # marks our index.html
+PLOTS_MANIFEST = "plots/.collapsekit"  # the PNGs the last render wrote
 # Fields that annotate a record rather than identify it: re-adding a record that differs
 # only in these (or in value) replaces it.
 ANNOTATIONS = frozenset({"ci_low", "ci_high", "note", "closed_form"})
@@ -111,6 +113,25 @@ def atomic_write(path: Path, write) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def ours(html_file: Path) -> bool:
+    """Whether ``html_file`` is a report collapsekit wrote (or there is none)."""
+    if not html_file.exists():
+        return True
+    with open(html_file, encoding="utf-8", errors="replace") as fh:
+        head = fh.read(4096)
+    return GENERATOR in head or "<title>collapsekit · " in head
+
+
+def written_plots(run_dir: Path) -> list[Path]:
+    """The PNGs the last render wrote (its manifest ``plots/.collapsekit``), and the
+    manifest itself: the only plot files a new render or ``--force`` removes."""
+    manifest = run_dir / PLOTS_MANIFEST
+    if not manifest.is_file():
+        return []
+    names = [n for n in manifest.read_text(encoding="utf-8").split("\n") if n.endswith(".png")]
+    return [run_dir / "plots" / Path(n).name for n in names] + [manifest]
 
 
 def _alive(pid: int) -> bool:
@@ -259,21 +280,29 @@ class Run:
                 new[key] = value
 
     def _clear(self) -> None:
-        """Remove the files collapsekit writes in a run folder (never anything else)."""
-        with contextlib.suppress(InputFileError):
-            for rel in load_run(self.path).get("files") or []:
-                target = (self.path / str(rel)).resolve()
-                if target.is_file() and self.path.resolve() in target.parents:
-                    target.unlink()
-                    if target.parent != self.path.resolve():
-                        with contextlib.suppress(OSError):  # only if now empty
-                            target.parent.rmdir()
-        for sub, patterns in (("tables", ("*.parquet", "*.csv")), ("plots", ("*.png",))):
-            for pattern in patterns:
-                for file in (self.path / sub).glob(pattern):
-                    file.unlink()
-            with contextlib.suppress(OSError):  # only if now empty
-                (self.path / sub).rmdir()
+        """Remove the files collapsekit wrote in a run folder (its ``files``, ``tables``,
+        the plots of the last render, metrics.json, index.html), never anything else."""
+        if not ours(self.path / REPORT):
+            raise RunDirError(f"{self.path / REPORT} was not written by collapsekit: move it "
+                              "away or choose another --out (it is never overwritten)")
+        try:
+            old = load_run(self.path)
+        except InputFileError:
+            old = {}
+        root = self.path.resolve()
+        tables = [rel for t in (old.get("tables") or {}).values() if isinstance(t, dict)
+                  for rel in (t.get("parquet"), t.get("csv")) if rel]
+        for rel in [*(old.get("files") or []), *tables]:
+            target = (self.path / str(rel)).resolve()
+            if target.is_file() and root in target.parents:
+                target.unlink()
+                if target.parent != root:
+                    with contextlib.suppress(OSError):  # only if now empty
+                        target.parent.rmdir()
+        for target in written_plots(self.path):
+            target.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # only if now empty
+            (self.path / "plots").rmdir()
         for name in (METRICS, REPORT):
             with contextlib.suppress(FileNotFoundError):
                 (self.path / name).unlink()

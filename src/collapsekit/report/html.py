@@ -20,7 +20,7 @@ from pathlib import Path
 
 from collapsekit.errors import InputFileError
 from collapsekit.report import layout, plots
-from collapsekit.results import REPORT, atomic_write, load_run, read_table
+from collapsekit.results import GENERATOR, PLOTS_MANIFEST, ours, written_plots, REPORT, atomic_write, load_run, read_table
 
 _TEXT_COLUMNS = ("text", "sample", "output", "completion", "response")
 
@@ -170,18 +170,26 @@ def _clip(v, n=2000) -> str:
 
 
 def render(run_dir, *, samples_per_prompt: int = 3, max_prompts: int = 20) -> Path:
-    """Write ``run_dir/index.html`` and ``run_dir/plots/*.png``; returns the HTML path."""
+    """Write ``run_dir/index.html`` and ``run_dir/plots/*.png``; returns the HTML path.
+    Files it did not write are never removed or overwritten: an ``index.html`` of someone
+    else is refused, and a plot name taken by a user's PNG gets another name."""
     if samples_per_prompt < 1 or max_prompts < 1:
         raise ValueError("samples_per_prompt and max_prompts must be at least 1")
     run_dir = Path(run_dir)
     data = load_run(run_dir)
+    if not ours(run_dir / REPORT):
+        raise InputFileError(f"{run_dir / REPORT} was not written by collapsekit: move it "
+                             "away or choose another --out (collapsekit never overwrites it)")
     plots_dir = run_dir / "plots"
     plots_dir.mkdir(exist_ok=True)
-    for old in plots_dir.glob("*.png"):
-        old.unlink()
+    for old in written_plots(run_dir):
+        old.unlink(missing_ok=True)
     sections = layout.plan(data["records"])
-    used: set = set()
+    theirs = {p.stem for p in plots_dir.glob("*.png")}
+    used: set = set(theirs)
     body = [_section(s, plots_dir, used) for s in sections]
+    atomic_write(run_dir / PLOTS_MANIFEST, lambda p: p.write_text(
+        "".join(f"{n}.png\n" for n in sorted(used - theirs)), encoding="utf-8"))
     names = data.get("samples_table") or []
     names = [names] if isinstance(names, str) else list(names)
     if names:
@@ -198,6 +206,7 @@ def render(run_dir, *, samples_per_prompt: int = 3, max_prompts: int = 20) -> Pa
         body.insert(0, "<p class='warn'>This run has no records yet.</p>")
     page = ("<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"{GENERATOR}"
             f"<title>{e(title)}</title><style>{css}</style></head><body>"
             f"<h1>{e(title)}</h1>{_header(data)}<nav>{nav}</nav>{''.join(body)}"
             "</body></html>\n")
