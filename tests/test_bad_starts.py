@@ -125,3 +125,24 @@ def test_user_files_in_out_survive_runs_with_and_without_force(monkeypatch, caps
     _fails(monkeypatch, capsys, *args, "--force", "--param", "dim=5",
            message="index.html was not written by collapsekit")
     assert (out / "index.html").read_text() == "<html>someone else's</html>"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("scan", "--k", "abc"), "No such option '--k'"),
+    (("--bogus",), "No such option '--bogus'"),
+    (("compare",), "Missing argument 'RUN_A'"),
+    (("nosuchcommand",), "No such command 'nosuchcommand'"),
+    (("geometry", "--seed", "x"), "'x' is not a valid integer"),
+    (("geometry", "--dtype", "float8"), "Invalid value for '--dtype'"),
+])
+def test_usage_errors_are_one_line_with_exit_2(monkeypatch, capsys, args, message):
+    _fails(monkeypatch, capsys, *args, message=message)
+
+
+def test_version_and_an_out_path_with_markup(monkeypatch, capsys, tmp_path):
+    code, out, err = run_cli(monkeypatch, capsys, "--version")
+    assert code == 0 and out.strip() == __import__("collapsekit").__version__
+    out_dir = tmp_path / "run[/x]"  # rich markup in a path: printed as it is
+    code, _, err = run_cli(monkeypatch, capsys, "manifold", "--quick", "--param", "rounds=2",
+                           "--no-report", "--out", str(out_dir))
+    assert code == 0 and str(out_dir / "metrics.json") in err.replace("\n", "")
