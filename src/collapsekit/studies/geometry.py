@@ -142,6 +142,7 @@ def layer_metrics(acc: Moments) -> dict[str, float]:
         "alpha_req_r2": alpha.r2,
         "anisotropy": metrics.anisotropy(acc),
         "isoscore": metrics.isoscore(acc),
+        "top_coordinate_share": metrics.top_coordinate_share(acc),
     }
 
 
