@@ -49,7 +49,7 @@ def _records(data):
 def count_steps(monkeypatch):
     """Counts optimizer steps; ``stop_at`` = n raises KeyboardInterrupt at the n-th."""
     state = {"n": 0, "stop_at": None}
-    real = ft.loss_step
+    real = ft.train_step
 
     def counted(*a, **k):
         state["n"] += 1
@@ -57,7 +57,7 @@ def count_steps(monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(ft, "loss_step", counted)
+    monkeypatch.setattr(ft, "train_step", counted)
     return state
 
 
@@ -160,15 +160,25 @@ def test_bad_settings_fail_before_the_folder(tiny, tmp_path, monkeypatch, capsys
     assert not out.exists()
 
 
-def test_policy_entropy_matches_the_monitor(one_thread):
+def test_policy_entropy_of_the_logits_batches(one_thread):
+    """The monitor's PolicyEntropy over ``logits_batches`` equals −Σ p ln p averaged over
+    the real tokens, computed directly in float64 from one unpadded forward per text."""
+    import torch
+
     from collapsekit.monitor import PolicyEntropy
 
     model, tok = make_model("llama"), make_tokenizer()
     texts = ["the cat sees the dog .", "a king walks", "water fire earth wind stone gold"]
-    total, count = ft.policy_entropy(model, tok, texts, max_length=6, batch_size=2, chunk=3)
     ent = PolicyEntropy()
     for logits, mask in ft.logits_batches(model, tok, texts, max_length=6, batch_size=2):
         ent.update(logits, mask)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for text in texts:
+            ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"][:, :6]
+            logp = torch.log_softmax(model(input_ids=ids).logits[0].double(), dim=-1)
+            total += float(-(logp.exp() * logp).sum())
+            count += ids.shape[1]
     assert count == 6 + 3 + 6
-    assert total / count == pytest.approx(ent.compute()["policy_entropy"], rel=1e-9)
+    assert total / count == pytest.approx(ent.compute()["policy_entropy"], rel=1e-5)
     assert 0 < total / count <= np.log(len(tok))

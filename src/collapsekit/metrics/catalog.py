@@ -683,7 +683,7 @@ CATALOG: dict[str, MetricInfo] = {
         "mean generations since the training rows were born."),
     # self-consuming fine-tune (studies/finetune.py)
     "train_loss": _m(
-        "training loss (nats/token)", None, "nats", "models.finetune.loss_step",
+        "training loss (nats/token)", None, "nats", "models.finetune.train_step",
         "Gerstgrasser et al. 2024 (Is Model Collapse Inevitable?)",
         "mean causal-LM cross-entropy of the training batches before each update; per "
         "step (records with step) and its mean over a generation's steps."),

@@ -49,16 +49,18 @@ def encode_batch(tokenizer, texts: Iterable[str], *, max_length: int, device,
     return {k: v.to(device) for k, v in enc.items()}
 
 
-def train_step(model, optimizer, enc: Mapping) -> bool:
+def train_step(model, optimizer, enc: Mapping) -> float | None:
     """One optimizer step on the causal-LM loss of the padded batch ``enc`` (padding labelled
-    -100); False, with no step, when no row has a second real token to predict."""
+    -100); returns that loss (mean nats/token, before the update), or None, with no step,
+    when no row has a second real token to predict."""
     labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
     if int((labels[:, 1:] != -100).sum()) == 0:
-        return False
-    model(**enc, labels=labels).loss.backward()
+        return None
+    loss = model(**enc, labels=labels).loss
+    loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return True
+    return float(loss.detach())
 
 
 def fine_tune(model, batches: Iterable[Mapping], *, lr: float) -> None:
@@ -154,51 +156,15 @@ def read_checkpoint(path) -> dict:
     return load_file(str(path))
 
 
-def loss_step(model, optimizer, enc: Mapping) -> float | None:
-    """:func:`train_step` that returns the batch's mean causal-LM loss (nats/token) before
-    the update; None, with no step, when no row has a second real token."""
-    labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
-    if int((labels[:, 1:] != -100).sum()) == 0:
-        return None
-    loss = model(**enc, labels=labels).loss
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return float(loss.detach())
-
-
 def train_losses(model, batches: Iterable[Mapping], *, lr: float) -> list[float | None]:
-    """A fresh AdamW(lr) over the trainable parameters, one :func:`loss_step` per batch
+    """A fresh AdamW(lr) over the trainable parameters, one :func:`train_step` per batch
     (consumed lazily), model left in eval mode; the loss of each step."""
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     model.train()
     try:
-        return [loss_step(model, opt, enc) for enc in batches]
+        return [train_step(model, opt, enc) for enc in batches]
     finally:
         model.eval()
-
-
-def policy_entropy(model, tokenizer, texts: list[str], *, max_length: int,
-                   batch_size: int = 8, chunk: int = 256) -> tuple[float, int]:
-    """(Σ entropy in nats, number of real tokens) of the model's next-token distribution
-    H_t = −Σ_v p_t(v) ln p_t(v) = logsumexp(z_t) − Σ_v softmax(z_t)_v z_{t,v} at every real
-    token of ``texts`` (right-padded, cut to ``max_length`` tokens, no special tokens
-    added), float64 sums; the logits are reduced ``chunk`` positions at a time so no
-    (tokens × vocabulary) float64 array is held."""
-    device = device_of(model)
-    total, count = 0.0, 0
-    with torch.inference_mode():
-        for s in range(0, len(texts), batch_size):
-            enc = encode_batch(tokenizer, texts[s:s + batch_size], max_length=max_length,
-                               device=device)
-            logits = model(**enc).logits
-            flat = logits[enc["attention_mask"].bool()]
-            for c in range(0, len(flat), chunk):
-                z = flat[c:c + chunk].double()
-                logp = torch.log_softmax(z, dim=-1)
-                total += float(-(logp.exp() * logp).sum())
-            count += len(flat)
-    return total, count
 
 
 def logits_batches(model, tokenizer, texts: list[str], *, max_length: int,

@@ -188,23 +188,16 @@ def _measure(lm, s, heldout: list[str], probe: list[str]):
     """(scalars, geometry accumulators) of the model as it is now."""
     from ..models import finetune as ft
     from ..models.perplexity import document_nll
+    from ..monitor import PolicyEntropy
     from .geometry import accumulate
 
     nll = document_nll(lm.model, lm.tokenizer, heldout, batch_size=s.eval_batch)
     out = {"perplexity": nll.pooled_perplexity(), "bits_per_byte": nll.pooled_bits_per_byte()}
-    try:
-        from ..monitor import PolicyEntropy
-    except ImportError:  # collapsekit without the monitor: the same formula in models/
-        total, count = ft.policy_entropy(lm.model, lm.tokenizer, probe,
-                                         max_length=s.max_length, batch_size=s.eval_batch)
-        out["policy_entropy"] = total / count
-    else:
-        ent = PolicyEntropy()
-        for logits, mask in ft.logits_batches(lm.model, lm.tokenizer, probe,
-                                              max_length=s.max_length,
-                                              batch_size=s.eval_batch):
-            ent.update(logits, mask)
-        out.update(ent.compute())
+    ent = PolicyEntropy()
+    for logits, mask in ft.logits_batches(lm.model, lm.tokenizer, probe,
+                                          max_length=s.max_length, batch_size=s.eval_batch):
+        ent.update(logits, mask)
+    out.update(ent.compute())
     geo = accumulate(lm, probe, batch_size=s.eval_batch, max_length=s.max_length)
     return out, geo
 
