@@ -214,9 +214,7 @@ class Monitor:
 
     def step(self, step: int) -> dict[str, float]:
         """Measure at training step ``step``; check the alerts; write the records."""
-        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
-            raise ValueError(f"step must be an int >= 0, got {step!r}")
-        step = int(step)
+        step = check_int("step", step, 0)
         values = self.measure()
         if self.baseline is None:
             self.baseline = dict(values)
@@ -301,9 +299,7 @@ class CollapseCallback(TrainerCallback):
     """
 
     def __init__(self, tokenizer, every_n_steps: int = 50, out=None, **monitor_kwargs):
-        if isinstance(every_n_steps, bool) or not isinstance(every_n_steps, int) or (
-                every_n_steps < 1):
-            raise ValueError(f"every_n_steps must be a positive int, got {every_n_steps!r}")
+        check_int("every_n_steps", every_n_steps, 1)
         _check_alerts(monitor_kwargs.get("alerts"), monitor_kwargs.get("stop_on"))
         self.tokenizer, self.every_n_steps, self.out = tokenizer, every_n_steps, out
         self.monitor_kwargs = monitor_kwargs

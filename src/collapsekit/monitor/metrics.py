@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from .. import metrics as M
+from ..params import check_int
 from ..stats.classes import ClassMoments
 from ..stats.moments import Moments
 
@@ -356,10 +357,8 @@ class PolicyEntropy(StreamingMetric):
     """
 
     def __init__(self, top_k: int = 100, chunk: int = 8192):
-        for name, v in (("top_k", top_k), ("chunk", chunk)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"PolicyEntropy: {name} must be a positive int, got {v!r}")
-        self.top_k, self.chunk = top_k, chunk
+        self.top_k = check_int("PolicyEntropy: top_k", top_k, 1)
+        self.chunk = check_int("PolicyEntropy: chunk", chunk, 1)
         self.total = self.total_top = 0.0
         self.count = 0
 
