@@ -39,7 +39,7 @@ def table(run_dir) -> str:
         lines.append(f"| {r['strategy']} | {r['generation']} | "
                      + " | ".join(_fmt(f, r.get(k)) for k, _, f in COLUMNS) + " |")
     keys = ("strategies", "generations", "steps", "lr", "batch_size", "n_samples",
-            "max_new_tokens", "prompt_tokens", "max_length", "train_blocks", "junk", "human",
+            "max_new_tokens", "prompt_tokens", "max_length", "train_blocks", "mix", "human",
             "n_real", "n_heldout", "n_probe")
     timings = data.get("timings", {})
     model = data.get("model", {})

@@ -129,7 +129,7 @@ def test_junk_changes_the_training_mix(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(study, "training_batches", spy)
     data = _run(tiny, tmp_path / "junk", strategies="replace", generations=1, steps=4,
-                batch_size=4, junk=0.1875)
+                batch_size=4, mix="junk=0.1875")
     bundled = study.bundled_junk()
     assert len(bundled) == 48
     cut = study._Cut(make_tokenizer())  # junk texts as the study cuts them (max_length)
@@ -137,13 +137,15 @@ def test_junk_changes_the_training_mix(tiny, tmp_path, monkeypatch):
     assert [sum(t in junk for t in b) for b in seen[0]] == [1, 1, 0, 1]
     frac = next(r["value"] for r in data["records"] if r["metric"] == "train_junk_fraction")
     assert frac == 3 / 16  # round(0.1875·4·4) junk rows of 16
+    assert study.junk_share(None) == 0 and study.junk_share("junk=0.25") == 0.25
     assert data["config"]["n_junk_texts"] == 48 and data["config"]["junk_texts"] == "bundled"
 
 
 @pytest.mark.parametrize("param, message", [
     ("strategies=replace,forget", "choose one of replace, accumulate"),
     ("strategies=replace,replace", "repeat"),
-    ("junk=1.5", "at most 1"),
+    ("mix=junk=1.5", "must be a finite number >= 0 and <= 1"),
+    ("mix=spam=0.2", "write junk=F"),
     ("junk_file=/nonexistent/junk.txt", "junk.txt"),
     ("n_heldout=999", "finetune needs"),
     ("prompt_tokens=10", "prompt_tokens"),

@@ -211,7 +211,7 @@ _register(
             "strategies": Param(str, ("replace", "accumulate"), "what generation g trains "
                                 "on: replace (the previous samples) or accumulate (human text "
                                 "+ all samples so far)", many=True,
-                                choices=("replace", "accumulate")),
+                                choices=("replace", "accumulate"), flag="--strategy"),
             "generations": Param(int, 5, "fine-tuned generations after generation 0", low=1),
             "steps": Param(int, 16, "AdamW steps per generation", low=1),
             "lr": Param(float, 1e-4, "AdamW learning rate", low=0, open_low=True),
@@ -225,8 +225,8 @@ _register(
                                 low=2),
             "train_blocks": Param(int, 2, "fine-tune the last N blocks + final norm, the rest "
                                   "frozen (0: all)", low=0),
-            "junk": Param(float, 0.0, "fraction of every training batch replaced by junk text",
-                          low=0, high=1),
+            "mix": Param(str, None, "junk=F: the fraction F of every training batch that is "
+                         "junk text (default: none)"),
             "junk_file": Param(str, None, "junk texts, one per line or JSONL (default: the "
                                "bundled set)"),
             "texts": TEXTS,

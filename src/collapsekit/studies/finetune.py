@@ -9,7 +9,7 @@ takes ``steps`` AdamW steps on data made by generation g − 1:
 - ``replace``: only the ``n_samples`` samples of generation g − 1;
 - ``accumulate``: ``n_real`` human texts plus every sample of generations 0 … g − 1.
 
-With ``junk`` = F > 0, round(F·B·(i+1)) − round(F·B·i) rows of step i's batch of B rows
+With ``--mix junk=F``, F > 0, round(F·B·(i+1)) − round(F·B·i) rows of step i's batch of B rows
 are junk texts (so a generation trains on round(F·B·steps) junk rows in all; see
 :func:`junk_rows`), the rest come from the strategy's pool. Rows are drawn from seeded
 permutations of the pool (and of the junk texts), cycled, so every text is used once before
@@ -40,6 +40,7 @@ from importlib import resources
 import numpy as np
 
 from .. import metrics
+from ..params import check_number
 
 STRATEGIES = ("replace", "accumulate")
 SECTION = "finetune"
@@ -47,6 +48,21 @@ MIN_WORDS = 20  # human texts shorter than this are not used
 
 
 # --- the training mix (pure, tested by hand) --------------------------------------------
+def junk_share(mix: str | None) -> float:
+    """The junk fraction F of ``--mix junk=F`` (0 without a mix)."""
+    if not mix:
+        return 0.0
+    key, sep, value = mix.partition("=")
+    try:
+        share = float(value) if key.strip() == "junk" and sep else None
+    except ValueError:
+        share = None
+    if share is None:
+        raise ValueError(f"mix={mix!r}: write junk=F, F the fraction of every training batch "
+                         "that is junk text, e.g. --mix junk=0.2")
+    return check_number("mix junk", share, 0, 1)
+
+
 def junk_rows(junk: float, batch_size: int, steps: int) -> list[int]:
     """Junk rows in each of ``steps`` batches of ``batch_size`` rows: ⌊F·B·(i+1) + ½⌋ −
     ⌊F·B·i + ½⌋ for step i, so the batches together hold ⌊F·B·steps + ½⌋ junk rows and each
@@ -128,7 +144,7 @@ def check(s) -> dict:
         raise ValueError(f"prompt_tokens={s.prompt_tokens} must be below max_length="
                          f"{s.max_length}")
     extra = {"corpus": str(s.texts) if s.texts else f"human:{s.human}"}
-    if s.junk > 0 or s.junk_file:
+    if junk_share(s.mix) > 0 or s.junk_file:
         texts = _junk_texts(s)
         digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
         extra.update(junk_texts=s.junk_file or "bundled", junk_sha256=digest,
@@ -231,7 +247,8 @@ def study_stage(run, lm, s) -> None:
     probe = [cut(t, s.max_length) for t in texts[n1:n2]]
     real = [cut(t, s.max_length) for t in texts[n2:n3]]
     prefixes = [cut(t, s.prompt_tokens) for t in texts[n3:]]
-    junk_texts = [cut(t, s.max_length) for t in _junk_texts(s)] if s.junk > 0 else []
+    junk = junk_share(s.mix)
+    junk_texts = [cut(t, s.max_length) for t in _junk_texts(s)] if junk > 0 else []
     train_length = max(s.max_length, s.prompt_tokens + s.max_new_tokens)
     names = ft.freeze_all_but_last(lm.model, s.train_blocks)
     base = ft.trainable_state(lm.model)
@@ -278,14 +295,14 @@ def study_stage(run, lm, s) -> None:
                     pool = real + [t for h in range(g) for t in draw(h, st)[1]]
                 rng = np.random.default_rng([s.seed, STRATEGIES.index(st), g])
                 batches = training_batches(pool, junk_texts, steps=s.steps,
-                                           batch_size=s.batch_size, junk=s.junk, rng=rng)
+                                           batch_size=s.batch_size, junk=junk, rng=rng)
                 ft.manual_seed(int(rng.integers(2 ** 62)))
                 encoded = (ft.encode_batch(tok, b, max_length=train_length,
                                            device=lm.device) for b in batches)
                 losses = ft.train_losses(lm.model, encoded, lr=s.lr)
-                n_junk = sum(junk_rows(s.junk, s.batch_size, s.steps))
+                n_junk = sum(junk_rows(junk, s.batch_size, s.steps))
                 first = (g - 1) * s.steps
-                for i, (loss, j) in enumerate(zip(losses, junk_rows(s.junk, s.batch_size,
+                for i, (loss, j) in enumerate(zip(losses, junk_rows(junk, s.batch_size,
                                                                     s.steps))):
                     steps_rows.append({"strategy": st, "generation": g, "step": first + i + 1,
                                        "loss": loss, "junk_rows": j})
