@@ -4,7 +4,8 @@ One section per ``section`` field of the records ("other", last, for records wit
 within it, each metric's records are drawn by their scope fields: ``layer`` and ``head``,
 ``depth`` and ``length``, or ``row`` and ``col`` -> heatmap; ``layer``, ``generation``,
 ``length``, ``round``, ``step`` or ``temperature`` -> line over that field (first present
-wins); ``prompt_id`` -> strip plot of per-prompt values; else a table row. One line, panel
+wins; records of checkpoints, with ``checkpoint``, ``layer`` and ``step`` -> layer × step
+heatmap); ``prompt_id`` -> strip plot of per-prompt values; else a table row. One line, panel
 or strip per combination of the other scope fields (model, strategy, ...); records sharing
 a point (several seeds or prompts) are averaged and the caption says so.
 """
@@ -76,6 +77,7 @@ _BANDS = {"ci": "Shaded band: the confidence interval (ci_low, ci_high).",
           "range": "Shaded band: min to max of the records averaged into each point."}
 # heatmap axes (row, column), first pair present wins
 _GRIDS = (("layer", "head"), ("depth", "length"), ("row", "col"))
+_TRAJECTORY = ("layer", "step")  # heatmap of per-layer records of checkpoints (trajectory)
 _LINES = ("layer", "generation", "length", "round", "step")  # line-plot axes, in priority
 
 
@@ -179,13 +181,17 @@ def _sorted(values) -> list:
 
 
 def _grid(recs) -> tuple[str, str]:
-    return next(g for g in _GRIDS if all(r.get(g[0]) is not None for r in recs))
+    grids = _GRIDS + ((_TRAJECTORY,) if all(r.get("checkpoint") is not None
+                                            for r in recs) else ())
+    return next(g for g in grids if all(r.get(g[0]) is not None and r.get(g[1]) is not None
+                                        for r in recs))
 
 
 def _view(rec: dict) -> str:
     has = {k for k in ("layer", "head", "depth", "row", "col", "generation", "length",
                        "round", "step", "prompt_id", "temperature") if rec.get(k) is not None}
-    if any(set(g) <= has for g in _GRIDS):
+    if any(set(g) <= has for g in _GRIDS) or (
+            rec.get("checkpoint") is not None and set(_TRAJECTORY) <= has):
         return "heatmap"
     for axis in _LINES:
         if axis in has:
