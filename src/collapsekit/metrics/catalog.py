@@ -45,6 +45,8 @@ _LIN = "Lin, Trivedi & Sun 2023 (Generating with Confidence)"
 _ASC = "Asymptotic Semantic Collapse in Hierarchical Optimization (agents seed paper)"
 _SAY = "Mukherjee, Armstrong & Ayoobi 2026 (Say Anything but This)"
 _DRIFT = "Yang et al. 2024 (The Butterfly Effect of Model Editing)"
+_TT = "Shani et al. 2025 (From Tokens to Thoughts: How LLMs and Humans Trade Compression " \
+      "for Meaning)"
 
 
 def _m(label: str, collapse: str | None, unit: str, function: str, reference: str, doc: str,
@@ -696,6 +698,42 @@ CATALOG: dict[str, MetricInfo] = {
         "Gerstgrasser et al. 2024 (accumulate vs replace)",
         "texts the generation's batches were drawn from: the previous samples (replace) or "
         "human texts plus every sample so far (accumulate)."),
+    # concepts: compression vs meaning (studies/concepts.py)
+    "concept_rate": _m(
+        "rate I(X;C) (bits)", None, "bits", "metrics.concepts.partition_rate", _TT,
+        "complexity of a hard partition of N equally likely items: log2 N − (1/N) Σ_c |c| "
+        "log2 |c|; scope partition=human (the categories) or kmeans (the model's clusters)."),
+    "concept_distortion": _m(
+        "distortion (mean squared distance to centroid)", None, "squared embedding units",
+        "metrics.concepts.partition_distortion", _TT,
+        "(1/N) Σ_c Σ_{x∈c} ‖x − μ_c‖²: the within-cluster variance of the item vectors, "
+        "weighted by cluster size; only comparable within one model and layer."),
+    "concept_ib_objective": _m(
+        "IB objective L = rate + β·distortion", None, "bits", "metrics.concepts.ib_objective",
+        _TT, "the paper's compression–meaning trade-off; lower = more efficient. β→0 favours "
+        "one cluster, β→∞ singletons."),
+    "concept_ib_gap": _m(
+        "L(human) − L(k-means), k = categories", None, "bits", "studies.concepts.analyse",
+        _TT, "how much less efficient the human categories are than the model's own k-means "
+        "clusters at the same k; > 0 is the paper's direction (k-means minimises distortion "
+        "for its k, so it is usually > 0 by construction)."),
+    "concept_ami": _m(
+        "AMI, model clusters vs human categories", "low", "", "metrics.concepts.category_ami",
+        _TT + "; AMI: Vinh, Epps & Bailey 2010 (scikit-learn, arithmetic normalisation)",
+        "adjusted mutual information between k-means clusters of the item vectors and the "
+        "human categories: 1 = same partition, ≈ 0 = chance."),
+    "typicality_spearman": _m(
+        "Spearman ρ, typicality vs closeness to centroid", "low", "",
+        "metrics.concepts.typicality_spearman",
+        _TT + "; here the distance is to the category's centroid in the model's space",
+        "per category, ρ between −‖x − μ_c‖ and human typicality: > 0 = the model keeps the "
+        "human typicality gradient, ≈ 0 = it is lost (needs typicality ratings)."),
+    "concept_items": _m(
+        "items", None, "items", "studies.concepts.read_concepts", _TT,
+        "items (category members) the study embedded."),
+    "concept_split_items": _m(
+        "items split into several tokens", None, "fraction", "models.items.item_vectors", _TT,
+        "share of items the tokenizer splits; their vector is the mean of their tokens'."),
     # training monitor (collapsekit.monitor)
     "policy_entropy": _m(
         "policy entropy (nats/token)", "low", "nats", "monitor.metrics.PolicyEntropy",

@@ -110,6 +110,25 @@ _register(
         },
         quick={"rounds": 50}),
     Study(
+        "concepts", section="concepts", stage=P + "concepts:study_stage",
+        check=P + "concepts:check", scan={}, scan_quick=True,
+        doc="Compression vs meaning: rate, distortion and the IB objective of the human "
+            "categories and of k-means clusters of the model's item embeddings, AMI with "
+            "the human categories, typicality vs distance to the centroid.",
+        params={
+            "concepts": Param(str, None, "CSV category,item,typicality (default: the bundled "
+                              "membership lists, which have no typicality ratings)"),
+            "layer": Param(int, None, "capture point: 0 embedding output, 1..L blocks, L+1 "
+                           "final norm (default: the input-embedding matrix)", low=0),
+            "ks": Param(int, None, "k-means cluster counts (default: C/2, C, 2C for C "
+                        "categories)", many=True, low=2),
+            "beta": Param(float, 1.0, "β of L = rate + β·distortion", low=0),
+            "n_init": Param(int, 10, "k-means restarts (best inertia kept)", low=1),
+            "prefix_space": Param(bool, True, "tokenize ' item' (the in-text form) rather "
+                                  "than 'item'"),
+        },
+        quick={"n_init": 3}),
+    Study(
         "intention", section="intention", stage=P + "probes.intention:study_stage",
         check=P + "probes.intention:check", scan={}, scan_quick=True,
         doc="Intention collapse: entropy, dimensionality and probe recoverability of the "
