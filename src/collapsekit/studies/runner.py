@@ -30,8 +30,9 @@ def _say(text: str) -> None:
 class _Loader:
     """Loads models by spec for one run, keeps the latest, records each in the metadata."""
 
-    def __init__(self, run: Run, device: str, dtype: str):
+    def __init__(self, run: Run, device: str, dtype: str, load: dict | None = None):
         self.run, self.device, self.dtype, self.held = run, device, dtype, None
+        self.load = load or {}  # trust_remote_code, device_map
         self.described: dict[str, dict] = {}
 
     def __call__(self, spec: str):
@@ -41,7 +42,7 @@ class _Loader:
             self.held = None  # free the previous model first
             with self.run.timer(f"load_model {spec}" if self.described else "load_model"):
                 self.held = load_model(spec, device=self.device, dtype=self.dtype,
-                                       progress=_say)
+                                       progress=_say, **self.load)
             lm = self.held
             _say(f"loaded {spec} ({lm.n_layers} layers, d={lm.hidden_size}) on {lm.device}")
             self.described[spec] = lm.describe()
@@ -99,16 +100,17 @@ def _stage(run: Run, study: Study, s: Settings, load: _Loader, *, skip_na: bool)
 
 def _execute(name: str, out, steps: list[tuple[Study, Settings]], config: dict, *,
              seed: int, device: str, dtype: str, resume: bool, force: bool,
-             skip_na: bool, report: bool) -> Path:
+             skip_na: bool, report: bool, load: dict | None = None) -> Path:
     from ..report.html import render
 
     if any(study.uses_model(s) for study, s in steps):
-        from ..models.registry import pick_device
+        from ..models.registry import check_placement
 
-        pick_device(device)  # a device this torch cannot use fails before the folder is made
+        # a device this torch cannot use fails before the folder is made
+        check_placement(device, (load or {}).get("device_map"))
     run = Run(out, study=name, config=config, resume=resume, force=force)
     run.meta(seeds=[seed])
-    load = _Loader(run, device, dtype)
+    load = _Loader(run, device, dtype, load)
     try:
         for study, s in steps:
             if skip_na:
@@ -124,11 +126,13 @@ def _execute(name: str, out, steps: list[tuple[Study, Settings]], config: dict, 
 
 def run_study(name: str, out, *, model=None, quick: bool = False, params: dict | None = None,
               seed: int = 0, device: str = "auto", dtype: str = "float32",
-              resume: bool = False, force: bool = False, report: bool = True) -> Path:
+              resume: bool = False, force: bool = False, report: bool = True,
+              trust_remote_code: bool = False, device_map: str | None = None) -> Path:
     """Run the registered study ``name`` into ``out``; returns the path of index.html.
     ``params``: name → value (text as on the command line, or typed); ``model``: a spec,
     or several for a study that takes several; ``report=False`` skips rendering
-    (``collapsekit report DIR`` renders later)."""
+    (``collapsekit report DIR`` renders later); ``trust_remote_code`` and ``device_map``
+    go to ``models.registry.load_model``."""
     study = get(name)
     study.settings(params, quick=quick, seed=seed)  # bad settings fail first
     specs = _models(study, model) if study.takes_model else ()
@@ -141,7 +145,8 @@ def run_study(name: str, out, *, model=None, quick: bool = False, params: dict |
                   **config}
     return _execute(name, out, [(study, s)], {"seed": seed, "quick": quick, **config},
                     seed=seed, device=device, dtype=dtype, resume=resume, force=force,
-                    skip_na=False, report=report)
+                    skip_na=False, report=report,
+                    load={"trust_remote_code": trust_remote_code, "device_map": device_map})
 
 
 def split_params(params: dict | None, studies: list[Study]) -> dict[str, dict]:
@@ -168,7 +173,8 @@ def split_params(params: dict | None, studies: list[Study]) -> dict[str, dict]:
 def run_scan(out, *, studies=None, model=None, quick: bool = False,
              params: dict | None = None, seed: int = 0, device: str = "auto",
              dtype: str = "float32", resume: bool = False, force: bool = False,
-             report: bool = True) -> Path:
+             report: bool = True, trust_remote_code: bool = False,
+             device_map: str | None = None) -> Path:
     """``collapsekit scan``: each study in ``studies`` (default: the registry's scan list)
     on one model into one folder; a study the model cannot run (:class:`NotApplicable`) is
     recorded as ``probe_skipped`` and the scan goes on."""
@@ -196,4 +202,5 @@ def run_scan(out, *, studies=None, model=None, quick: bool = False,
     return _execute("scan", out, steps, {"model": model, "dtype": dtype, "seed": seed,
                                          "quick": quick, "studies": config},
                     seed=seed, device=device, dtype=dtype, resume=resume, force=force,
-                    skip_na=True, report=report)
+                    skip_na=True, report=report,
+                    load={"trust_remote_code": trust_remote_code, "device_map": device_map})
