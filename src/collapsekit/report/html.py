@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from collapsekit.errors import InputFileError
-from collapsekit.report import layout, plots
+from collapsekit.report import layout, plots, summary
 from collapsekit.results import GENERATOR, PLOTS_MANIFEST, ours, written_plots, REPORT, atomic_write, load_run, read_table
 
 _TEXT_COLUMNS = ("text", "sample", "output", "completion", "response")
@@ -90,8 +90,9 @@ def _table(table: layout.TableSpec) -> str:
         rows.append(f"<tr><td>{e(r.metric)}</td><td>{e(scope)}</td>"
                     f"<td class='num'>{e(_fmt(r.value))}</td><td>{e(ci)}</td>"
                     f"<td>{e(r.direction)}</td><td>{e(r.note)}</td></tr>")
-    return ("<table><tr><th>metric</th><th>scope</th><th>value</th><th>CI</th>"
-            "<th>direction</th><th>note</th></tr>" + "".join(rows) + "</table>")
+    return ("<div class='scroll'><table><tr><th>metric</th><th>scope</th><th>value</th>"
+            "<th>CI</th><th>direction</th><th>note</th></tr>" + "".join(rows)
+            + "</table></div>")
 
 
 def _section(spec: layout.SectionSpec, plots_dir: Path, used: set) -> str:
@@ -99,6 +100,65 @@ def _section(spec: layout.SectionSpec, plots_dir: Path, used: set) -> str:
             f"<p class='howto'>{e(spec.info)}</p>"
             + "".join(_figure(spec.name, p, plots_dir, used) for p in spec.plots)
             + ("<h3>Values</h3>" + _table(spec.table) if spec.table else ""))
+
+
+def _summary(data: dict) -> str:
+    """``<section id="summary">``: one row per finding of :mod:`collapsekit.report.summary`,
+    the rule behind each verdict on hover and as a numbered footnote; for ``simulate``
+    also the closed-form coverage."""
+    found = summary.summarize(data.get("records") or [])
+    compare = any(isinstance(r, dict) and r.get("run") is not None
+                  for r in data.get("records") or [])
+    rows, rules = [], []
+    for f in found:
+        rules.append(f.rule)
+        sub = "; ".join(x for x in (f.scope, f.point) if x)
+        value = summary.fmt(f.value) + (f" [{summary.fmt(f.ci[0])}, {summary.fmt(f.ci[1])}]"
+                                         if f.ci else "")
+        rows.append(
+            f"<tr><td><a href='#{e(_slug('s', f.section))}'>{e(f.phenomenon)}</a></td>"
+            f"<td>{e(f.label)}" + (f"<br><span class='meta'>{e(sub)}</span>" if sub else "")
+            + f"</td><td class='num' data-label='value'>"
+            f"{e(value if f.metric != 'probe_skipped' else '')}</td>"
+            f"<td data-label='reference'>{e(f.reference)}</td><td><span class='verdict {e(f.verdict)}' "
+            f"title='{e(f.rule)}'>{e(f.verdict)}</span><sup>{len(rules)}</sup></td></tr>")
+    head = ("<section id='summary'><h2>Summary</h2><p class='howto'>Each phenomenon's "
+            "headline metric, " + ("the later run's value against the first run's"
+                                   if compare else "this model's value [interval] against its "
+                                   "reference") + " and a verdict; hover a verdict or see the "
+            "numbered rules below the table for the rule that produced it.</p>")
+    if rows:
+        body = ("<div class='scroll'><table class='summary'><tr><th>phenomenon</th>"
+                "<th>headline metric</th><th>" + ("value" if compare else "this model")
+                + "</th><th>reference</th><th>verdict</th></tr>" + "".join(rows)
+                + "</table></div><ol class='rules'>"
+                + "".join(f"<li>{e(r)}</li>" for r in rules) + "</ol>")
+    else:
+        body = ("<p class='note'>No summary rule covers these records (rules: "
+                "collapsekit.report.summary.RULES).</p>")
+    coverage = data.get("closed_form_coverage")
+    if isinstance(coverage, dict) and coverage:
+        cells = "".join(
+            f"<tr><td>{e(s)}</td><td>{e(m)}</td><td class='num'>"
+            f"{e('n/a' if not isinstance(v, numbers.Real) else f'{v:.0%}')}</td></tr>"
+            for s, per in coverage.items() if isinstance(per, dict) for m, v in per.items())
+        body += ("<h3>Closed-form coverage</h3><p class='note'>Share of generations whose "
+                 "closed form lies inside the simulated 95% interval (about 95% expected when "
+                 "simulation and theory agree).</p><table><tr><th>strategy</th><th>metric</th>"
+                 f"<th>coverage</th></tr>{cells}</table>")
+    return head + body + "</section>"
+
+
+def _seeds(seeds) -> str:
+    """A run of consecutive seeds as "0–99 (100 seeds)"; anything else as JSON."""
+    inner = seeds.get("seeds") if isinstance(seeds, dict) else seeds
+    if (isinstance(inner, list) and len(inner) > 3 and all(type(x) is int for x in inner)
+            and inner == list(range(inner[0], inner[0] + len(inner)))):
+        text = f"{inner[0]}–{inner[-1]} ({len(inner)} seeds)"
+        extra = {k: v for k, v in seeds.items() if k != "seeds"} if isinstance(seeds, dict) \
+            else {}
+        return text + (f"; {json.dumps(extra)}" if extra else "")
+    return json.dumps(seeds)
 
 
 def _header(data: dict) -> str:
@@ -109,7 +169,7 @@ def _header(data: dict) -> str:
              ("created", data.get("created")),
              ("finished", data.get("finished") or "not finished: partial results"),
              ("collapsekit", data.get("collapsekit_version")),
-             ("seeds", json.dumps(data.get("seeds"))),
+             ("seeds", _seeds(data.get("seeds"))),
              ("config hash", data.get("config_hash"))]
     data_links = ("<p>Data: <a href='metrics.json'>metrics.json</a> (every record and this "
                   "metadata); plots as PNG in <a href='plots/'>plots/</a>.</p>")
@@ -120,7 +180,8 @@ def _header(data: dict) -> str:
     tables = "".join(f"<li><a href='{e(_href(t.get('csv')))}'>{e(n)}</a> ({e(t.get('rows'))} "
                      f"rows; also {e(t.get('parquet', ''))})</li>"
                      for n, t in (data.get("tables") or {}).items() if isinstance(t, dict))
-    return (f"<dl class='head'>{dl}</dl>{data_links}"
+    return ("<details class='run'><summary>run details: model, hashes, seeds, timings"
+            f"</summary><dl class='head'>{dl}</dl>{data_links}"
             + (f"<table><tr><th>stage</th><th>time</th></tr>{timings}</table>" if timings
                else "")
             + (f"<details><summary>tables</summary><ul>{tables}</ul></details>" if tables
@@ -128,7 +189,16 @@ def _header(data: dict) -> str:
             + "<details><summary>config</summary><pre>"
             + e(json.dumps(data.get("config"), indent=1)) + "</pre></details>"
             + "<details><summary>package versions</summary><pre>"
-            + e(json.dumps(data.get("packages"), indent=1)) + "</pre></details>")
+            + e(json.dumps(data.get("packages"), indent=1)) + "</pre></details></details>")
+
+
+def _subtitle(data: dict) -> str:
+    model = (data.get("model") or {}).get("spec")
+    parts = [f"model {model}" if model else "",
+             "finished " + str(data["finished"]) if data.get("finished")
+             else "not finished: partial results",
+             f"collapsekit {data.get('collapsekit_version', '')}"]
+    return f"<p class='sub'>{e(' · '.join(p for p in parts if p))}</p>"
 
 
 def _samples(run_dir: Path, name: str, per_prompt: int, max_prompts: int) -> str:
@@ -197,8 +267,9 @@ def render(run_dir, *, samples_per_prompt: int = 3, max_prompts: int = 20) -> Pa
                     "exactly as generated (click a prompt to open).</p>" + "".join(
                         _samples(run_dir, str(n), samples_per_prompt, max_prompts)
                         for n in names))
-    nav = "".join(f"<a href='#{e(_slug('s', n))}'>{e(n)}</a>"
-                  for n in [*(s.name for s in sections), *(["samples"] if names else [])])
+    nav = "<a href='#summary'>summary</a> " + "".join(
+        f"<a href='#{e(_slug('s', n))}'>{e(n)}</a> "
+        for n in [*(s.name for s in sections), *(["samples"] if names else [])])
     css = resources.files("collapsekit.report").joinpath("templates/report.css").read_text(
         encoding="utf-8")
     title = f"collapsekit · {data.get('study', 'run')}"
@@ -208,7 +279,8 @@ def render(run_dir, *, samples_per_prompt: int = 3, max_prompts: int = 20) -> Pa
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"{GENERATOR}"
             f"<title>{e(title)}</title><style>{css}</style></head><body>"
-            f"<h1>{e(title)}</h1>{_header(data)}<nav>{nav}</nav>{''.join(body)}"
+            f"<h1>{e(title)}</h1>{_subtitle(data)}<nav>{nav}</nav>{_summary(data)}"
+            f"{_header(data)}{''.join(body)}"
             "</body></html>\n")
     out = run_dir / REPORT
     atomic_write(out, lambda p: p.write_text(page, encoding="utf-8"))
