@@ -39,7 +39,10 @@ def test_geometry_matches_the_models_own_hidden_states(tiny, tmp_path):
     out = tmp_path / "geo"
     run_geometry(spec, out, texts=texts, n=len(TEXTS), batch_size=4, max_length=32)
     data = json.loads((out / "metrics.json").read_text())
-    got = {(r["metric"], r["layer"]): r["value"] for r in data["records"] if "layer" in r}
+    got = {(r["metric"], r["layer"]): r["value"] for r in data["records"]
+           if "layer" in r and "basis" not in r}
+    std = {(r["metric"], r["layer"]): r["value"] for r in data["records"]
+           if r.get("basis") == "standardised"}
 
     model, tok = make_model("llama"), make_tokenizer()
     rows = {i: [] for i in range(4)}
@@ -56,6 +59,18 @@ def test_geometry_matches_the_models_own_hidden_states(tiny, tmp_path):
         ev = metrics.spectrum(x)
         assert got[("participation_ratio", layer)] == pytest.approx(
             metrics.participation_ratio(ev), rel=1e-6)
+        top = metrics.top_coordinate(x)
+        assert got[("top_coordinate", layer)] == top.index
+        assert got[("top_coordinate_share", layer)] == pytest.approx(top.share, rel=1e-6)
+        assert got[("top_coordinate_norm_share", layer)] == pytest.approx(
+            metrics.top_coordinate_share(x, center=False), rel=1e-6)
+        # the same spectral metrics on z-scored coordinates, from the same moments
+        z = (x - x.mean(0)) / x.std(0)
+        assert std[("rankme", layer)] == pytest.approx(metrics.rankme(z), rel=1e-5)
+        assert std[("participation_ratio", layer)] == pytest.approx(
+            metrics.participation_ratio(metrics.spectrum(z)), rel=1e-5)
+    assert {m for m, _ in std} == {"rankme", "matrix_entropy_rank", "participation_ratio",
+                                   "dim_eff", "alpha_req", "alpha_req_r2", "isoscore"}
     assert (out / "index.html").is_file()
 
 

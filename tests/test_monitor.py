@@ -18,17 +18,18 @@ from collapsekit.stats.moments import Moments
 # -- top_coordinate_share (metrics/spectrum.py) ----------------------------------------------
 def test_top_coordinate_share_by_hand():
     x = np.array([[1.0, 0.0, 2.0], [3.0, 0.0, 0.0]])
-    # E[x²] = (5, 0, 2) -> 5 / 7
-    assert M.top_coordinate_share(x) == pytest.approx(5 / 7)
+    # E[x²] = (5, 0, 2) -> 5 / 7; Var = (1, 0, 1) -> 1 / 2
+    assert M.top_coordinate_share(x, center=False) == pytest.approx(5 / 7)
+    assert M.top_coordinate_share(x) == pytest.approx(1 / 2)
     m = Moments(3, unit_sum=False).update(x[:1]).update(x[1:])
-    assert M.top_coordinate_share(m) == pytest.approx(5 / 7)
+    assert M.top_coordinate_share(m, center=False) == pytest.approx(5 / 7)
     assert M.top_coordinate_share(np.eye(4)) == pytest.approx(0.25)
 
 
 @pytest.mark.parametrize("bad", [np.zeros((0, 3)), np.array([[np.nan, 1.0]]), np.ones(3),
                                  np.zeros((2, 2))])
 def test_top_coordinate_share_bad_input(bad):
-    with pytest.raises(ValueError, match="top_coordinate_share"):
+    with pytest.raises(ValueError, match="top_coordinate"):
         M.top_coordinate_share(bad)
 
 
@@ -58,6 +59,8 @@ def test_spectral_geometry_matches_metric_functions():
     assert out["dim_eff/block_1"] == M.dim_eff(ev)
     assert out["anisotropy/block_1"] == pytest.approx(M.anisotropy(rows), rel=1e-9)
     assert out["top_coordinate_share/block_1"] == pytest.approx(M.top_coordinate_share(rows))
+    assert out["top_coordinate_norm_share/block_1"] == pytest.approx(
+        M.top_coordinate_share(rows, center=False))
     assert set(k.split("/")[0] for k in out) == set(SpectralGeometry.METRICS)
     # state round trip and layer selection
     other = SpectralGeometry()

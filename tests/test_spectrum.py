@@ -6,8 +6,9 @@ import torch
 from scipy.stats import ortho_group
 
 from collapsekit.metrics.spectrum import (
-    AlphaReq, alpha_req, anisotropy, dim_eff, isoscore, matrix_entropy_rank,
-    participation_ratio, rank_collapse_residual, rank_collapse_residual_batch, rankme, spectrum,
+    AlphaReq, TopCoordinate, alpha_req, anisotropy, constant_coordinates, dim_eff, isoscore,
+    matrix_entropy_rank, participation_ratio, rank_collapse_residual,
+    rank_collapse_residual_batch, rankme, spectrum, top_coordinate, top_coordinate_share,
 )
 from collapsekit.stats.moments import Moments
 
@@ -318,3 +319,79 @@ def test_rank_collapse_rejects_bad_input():
     for call, msg in cases:
         with pytest.raises(ValueError, match=msg):
             call()
+
+
+# -- outlier coordinates: top_coordinate and the standardised basis ---------------------------
+def diagonal_rows(a):
+    """Rows ±a_j e_j: mean 0, covariance = Gram = diag(2 a_j² / N) exactly (N = 2D)."""
+    eye = np.diag(np.asarray(a, dtype=float))
+    return np.vstack([eye, -eye])
+
+
+def test_standardised_basis_of_a_diagonal_covariance_with_one_huge_variance():
+    a = np.array([1e4, 1.0, 2.0, 3.0])
+    x = diagonal_rows(a)
+    # raw: singular values √2·a_j -> RankMe = exp H(a / Σa), dominated by the outlier
+    assert rankme(x, eps=0) == pytest.approx(entropy_rank(a / a.sum()), rel=1e-12)
+    assert rankme(x, eps=0) < 1.01
+    # standardised: C = I, every eigenvalue 1 -> RankMe = D, flat spectrum, IsoScore 1
+    np.testing.assert_allclose(spectrum(x, basis="standardised"), np.ones(4), rtol=1e-14)
+    assert rankme(x, eps=0, basis="standardised") == pytest.approx(4.0, rel=1e-13)
+    assert isoscore(x, basis="standardised") == pytest.approx(1.0, abs=1e-12)
+    assert matrix_entropy_rank(spectrum(x, basis="standardised")) == pytest.approx(4.0)
+    top = top_coordinate(x)
+    assert (top.index, top.share) == (0, pytest.approx(a[0] ** 2 / (a ** 2).sum()))
+
+
+def test_standardised_spectrum_is_the_correlation_spectrum_by_hand():
+    # columns ±1 with correlation (1+1-1-1+1+1)/6 = 1/3 -> eigenvalues 1 ± 1/3, any scales
+    s = np.array([[1, 1], [-1, -1], [1, -1], [-1, 1], [1, 1], [-1, -1]], dtype=float)
+    for scale in ([1.0, 1.0], [1e3, 1e-3]):
+        np.testing.assert_allclose(spectrum(s * scale, basis="standardised"), [4 / 3, 2 / 3],
+                                   rtol=1e-13)
+    # z-scores are centred: a shifted copy has the same standardised spectrum and RankMe
+    m = Moments(2).update(s[:3] * [5, 7] + 1e4).update(s[3:] * [5, 7] + 1e4)
+    np.testing.assert_allclose(spectrum(m, basis="standardised"), [4 / 3, 2 / 3], rtol=1e-9)
+    sigma = np.sqrt(6 * np.array([4 / 3, 2 / 3]))  # singular values of the z-scored matrix
+    assert rankme(m, eps=0, basis="standardised") == pytest.approx(
+        entropy_rank(sigma / sigma.sum()), rel=1e-9)
+
+
+def test_constant_coordinates_are_left_out_of_the_standardised_basis():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 3))
+    with_const = np.hstack([x, np.full((40, 2), 7.0)])
+    assert constant_coordinates(with_const) == 2 and constant_coordinates(x) == 0
+    np.testing.assert_allclose(spectrum(with_const, basis="standardised"),
+                               spectrum(x, basis="standardised"), rtol=1e-12)
+    assert rankme(with_const, basis="standardised") == pytest.approx(
+        rankme(x, basis="standardised"), rel=1e-12)
+    assert spectrum(with_const, basis="standardised").sum() == pytest.approx(3.0)
+
+
+def test_top_coordinate_variance_vs_squared_norm_by_hand():
+    x = np.array([[100.0, 1.0], [100.0, -1.0]])
+    # Var = (0, 1): coordinate 1 holds all the variance; E[x²] = (10000, 1): coordinate 0
+    assert top_coordinate(x) == TopCoordinate(1, 1.0)
+    assert top_coordinate(x, center=False) == TopCoordinate(0, pytest.approx(1e4 / 10001))
+    y = np.array([[1.0, 0.0, 2.0], [3.0, 0.0, 0.0]])  # Var = (1, 0, 1): tie -> lowest index
+    assert top_coordinate(y) == TopCoordinate(0, 0.5)
+    assert top_coordinate_share(np.eye(4)) == pytest.approx(0.25)
+
+
+def test_standardised_basis_and_top_coordinate_reject_bad_input():
+    x = np.random.default_rng(0).normal(size=(10, 3))
+    for f in (spectrum, rankme, isoscore):
+        with pytest.raises(ValueError, match="basis must be one of"):
+            f(x, basis="zscore")
+        with pytest.raises(ValueError, match="every coordinate is constant"):
+            f(np.ones((5, 3)), basis="standardised")
+    with pytest.raises(ValueError, match="centred"):
+        spectrum(x, center=False, basis="standardised")
+    with pytest.raises(ValueError, match="no variance"):
+        top_coordinate(np.ones((4, 2)))
+    with pytest.raises(ValueError, match="all zeros"):
+        top_coordinate(np.zeros((4, 2)), center=False)
+    for bad in (np.zeros((0, 3)), np.ones((1, 3)), np.array([[np.nan, 1.0], [1.0, 1.0]])):
+        with pytest.raises(ValueError):
+            top_coordinate(bad)

@@ -15,9 +15,10 @@ from .lexical import (compression_ratio, distinct_n, ead, homogenization, loop_r
 from .neural_collapse import neural_collapse
 from .semantic import (chamfer_distance, mean_pairwise_cosine, mean_pairwise_cosine_between,
                        semantic_volume, vendi_score)
-from .spectrum import (AlphaReq, alpha_req, anisotropy, dim_eff, isoscore,
-                       matrix_entropy_rank, participation_ratio, rank_collapse_residual,
-                       rank_collapse_residual_batch, rankme, spectrum, top_coordinate_share)
+from .spectrum import (AlphaReq, TopCoordinate, alpha_req, anisotropy, constant_coordinates,
+                       dim_eff, isoscore, matrix_entropy_rank, participation_ratio,
+                       rank_collapse_residual, rank_collapse_residual_batch, rankme, spectrum,
+                       top_coordinate, top_coordinate_share)
 from .tokenization import classify_edit
 from .uncertainty import (cosine_judge, degmat, eigv, num_distinct_classes, num_semantic_sets,
                           semantic_classes, semantic_entropy)
@@ -36,5 +37,5 @@ __all__ = [
     "rank_collapse_residual_batch", "rankme", "rep_n", "repetition_loops", "self_bleu",
     "self_repetition", "semantic_classes", "semantic_entropy", "semantic_volume",
     "simctg_diversity", "spectrum", "stylometric_divergence", "top_coordinate_share",
-    "vendi_score",
+    "TopCoordinate", "constant_coordinates", "top_coordinate", "vendi_score",
 ]

@@ -96,10 +96,23 @@ CATALOG: dict[str, MetricInfo] = {
                    "how uniformly the variance uses the D dimensions: 0 = one direction, 1 = "
                    "isotropic."),
     "top_coordinate_share": _m(
-        "top-coordinate share of E[x²]", "high", "fraction", "metrics.top_coordinate_share",
+        "top-coordinate share of the variance", "high", "fraction",
+        "metrics.top_coordinate_share",
+        "Sun et al. 2024 (Massive Activations in Large Language Models); Timkey & van "
+        "Schijndel 2021 (All bark and no bite: rogue dimensions)",
+        "max_j Var(x_j) / Σ_j Var(x_j): share of the variance in the single largest "
+        "coordinate; ~1/D when isotropic, near 1 when one outlier coordinate dominates the "
+        "covariance spectrum (an outlier, not a loss of rank: see basis=standardised)."),
+    "top_coordinate_norm_share": _m(
+        "top-coordinate share of E[x²]", "high", "fraction", "metrics.top_coordinate",
         "Sun et al. 2024 (Massive Activations in Large Language Models)",
-        "max_j E[x_j²] / Σ_j E[x_j²]: share of the second moment in the single largest "
-        "coordinate; ~1/D when isotropic, near 1 with a massive activation."),
+        "max_j E[x_j²] / Σ_j E[x_j²]: share of the squared norm in the single largest "
+        "coordinate (uncentred: a large constant offset counts too)."),
+    "top_coordinate": _m(
+        "top coordinate (index)", None, "index", "metrics.top_coordinate",
+        "Sun et al. 2024 (Massive Activations in Large Language Models)",
+        "0-based index of the coordinate with the largest variance (the one "
+        "top_coordinate_share measures)."),
     "rank_collapse_residual": _m(
         "rank-collapse residual (Frobenius)", "low", "",
         "metrics.rank_collapse_residual_batch",

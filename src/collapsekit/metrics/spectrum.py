@@ -4,6 +4,8 @@ Data arguments ``x`` are an (N, D) array (numpy, torch, lists; cast to float64) 
 :class:`~collapsekit.stats.moments.Moments` accumulated over a stream. Everything goes through
 the D×D covariance or Gram matrix and ``eigh`` (O(N·D²) time, O(D²) memory): no SVD of N×D.
 Eigenvalue arguments ``eigvals`` are 1-D, non-negative, and sorted descending here.
+``basis="standardised"`` (spectrum, rankme, isoscore) works on z-scored coordinates: the
+correlation matrix of the same moments, so one outlier coordinate cannot pass for collapse.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from collapsekit.stats.moments import Moments, to_numpy64
 
 __all__ = ["spectrum", "rankme", "matrix_entropy_rank", "participation_ratio", "dim_eff",
            "AlphaReq", "alpha_req", "anisotropy", "isoscore", "rank_collapse_residual",
-           "rank_collapse_residual_batch", "top_coordinate_share"]
+           "rank_collapse_residual_batch", "top_coordinate_share", "top_coordinate",
+           "TopCoordinate", "constant_coordinates", "BASES"]
 
+BASES = ("raw", "standardised")  # the coordinates a spectrum is computed in
 _CHUNK = 16384  # rows per Moments.update when reducing an in-memory array
 _U = np.finfo(np.float64).eps
 
@@ -70,19 +74,32 @@ def _eigvals(eigvals, what: str) -> np.ndarray:
     return np.sort(np.clip(ev, 0.0, None))[::-1]
 
 
-def spectrum(x, *, center: bool = True) -> np.ndarray:
+def spectrum(x, *, center: bool = True, basis: str = "raw") -> np.ndarray:
     """Eigenvalues of the covariance ``Σ (x-μ)(x-μ)ᵀ / N`` (1/N, not 1/(N-1)), descending, float64.
 
     ``center=False`` gives the eigenvalues of the uncentred Gram ``Σ x xᵀ / N``. Length D.
     Values below ``D·u·λ_max`` (u = float64 epsilon: eigh's round-off level, where the
     eigenvalue is indistinguishable from 0, as in numpy ``matrix_rank``) and round-off
     negatives are set to exactly 0, so the N - 1 < D case yields true zeros.
+
+    ``basis="standardised"``: the eigenvalues of the correlation matrix
+    ``C = S^{-1/2} Σ S^{-1/2}`` (S = diag Σ), i.e. the covariance of the z-scored
+    coordinates (x_j - μ_j)/σ_j, from the same accumulated moments (no second pass). One
+    coordinate with a huge variance then weighs like any other. Constant coordinates
+    (σ_j = 0, no z-score) are left out, so the length is D minus
+    :func:`constant_coordinates`; the eigenvalues sum to that length.
     """
+    _basis(basis)
     m = _moments(x, "spectrum")
+    if basis == "standardised":
+        if not center:
+            raise ValueError("spectrum: basis='standardised' is centred (z-scores); drop "
+                             "center=False")
+        return _eigh_desc(_correlation(m, "spectrum"))
     return _eigh_desc(m.cov() if center else m.gram())
 
 
-def rankme(x, *, eps: float = 1e-7) -> float:
+def rankme(x, *, eps: float = 1e-7, basis: str = "raw") -> float:
     """RankMe (Garrido et al. 2023, "RankMe: Assessing the downstream performance of
     pretrained self-supervised representations by their rank", eq. 1):
 
@@ -92,11 +109,20 @@ def rankme(x, *, eps: float = 1e-7) -> float:
     normalisation, as in the paper and its code. Here σ_k² = N·λ_k(Σ x xᵀ / N) (eigh of the
     D×D Gram, see :func:`spectrum`): singular values below σ_max·sqrt(D·u) are not resolved
     this way and count as 0 (a full SVD would report them as round-off noise instead).
+
+    ``basis="standardised"``: the singular values of the z-scored matrix Z (centred, each
+    coordinate scaled to unit variance; constant coordinates left out, see
+    :func:`spectrum`), σ_k² = N·λ_k(C); a diagonal covariance then gives D.
     """
     if not (np.isfinite(eps) and eps >= 0):
         raise ValueError(f"rankme: eps must be a finite number >= 0, got {eps!r}")
+    _basis(basis)
     m = _moments(x, "rankme")
-    sigma = np.sqrt(_eigh_desc(m.gram()) * m.n)[:min(m.n, m.dim)]
+    if basis == "standardised":
+        ev = _eigh_desc(_correlation(m, "rankme"))
+    else:
+        ev = _eigh_desc(m.gram())
+    sigma = np.sqrt(ev * m.n)[:min(m.n, ev.size)]
     if sigma[0] == 0:
         raise ValueError("rankme: the data matrix is all zeros; RankMe is undefined")
     p = sigma / sigma.sum() + eps
@@ -202,37 +228,68 @@ def anisotropy(x) -> float:
     return float((s @ s - n) / (n * (n - 1)))
 
 
-def top_coordinate_share(x) -> float:
-    """Share of the total second moment held by the single largest coordinate:
+@dataclass(frozen=True)
+class TopCoordinate:
+    """The coordinate with the largest share (``index``, 0-based) and that share."""
 
-        max_j E[x_j²] / Σ_j E[x_j²]      (in [1/D, 1])
+    index: int
+    share: float
 
-    A massive-activation diagnostic (Sun et al. 2024, "Massive Activations in Large Language
-    Models"): a few residual-stream coordinates with values 10³-10⁴ times the rest dominate
-    the Gram matrix, so this share approaches 1 while it is ~1/D for isotropic data. From a
-    Moments, E[x_j²] is the diagonal of the uncentred Gram ``M2 / n + m mᵀ``.
+
+def top_coordinate(x, *, center: bool = True) -> TopCoordinate:
+    """The single coordinate holding the largest share of the total variance:
+
+        j* = argmax_j Var(x_j),   share = Var(x_j*) / Σ_j Var(x_j)   (= Σ_j*j* / Tr Σ, in [1/D, 1])
+
+    or, ``center=False``, of the squared norm: E[x_j²] / E‖x‖² (the diagonal of the
+    uncentred Gram ``M2 / n + m mᵀ``). A massive-activation / rogue-dimension diagnostic
+    (Sun et al. 2024, "Massive Activations in Large Language Models"; Timkey & van
+    Schijndel 2021, "All bark and no bite"): a coordinate with values 10³-10⁴ times the
+    rest takes a share near 1 (~1/D for isotropic data), and the covariance spectrum then
+    describes that coordinate. Ties go to the lowest index. Data or a Moments.
     """
-    if isinstance(x, Moments):
-        if x.n < 1:
-            raise ValueError("top_coordinate_share: the Moments holds no rows")
-        second = np.diag(x.gram()).copy()
-    else:
-        arr = to_numpy64(x)
-        if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
-            raise ValueError(f"top_coordinate_share: expected a non-empty (N, D) array, got "
-                             f"shape {arr.shape}; reshape with x.reshape(-1, D)")
-        if not np.isfinite(arr).all():
-            raise ValueError("top_coordinate_share: input contains NaN or inf; fix or drop "
-                             "those rows first")
-        scale = np.abs(arr).max()
-        second = ((arr / scale) ** 2).mean(axis=0) if scale > 0 else np.zeros(arr.shape[1])
-    total = second.sum()
+    m = _moments(x, "top_coordinate")
+    diag = np.diag(m.cov() if center else m.gram())
+    total = diag.sum()
     if not total > 0:
-        raise ValueError("top_coordinate_share: the data is all zeros; the share is undefined")
-    return float(second.max() / total)
+        what = "has no variance (every coordinate is constant)" if center else "is all zeros"
+        raise ValueError(f"top_coordinate: the data {what}; the share is undefined")
+    j = int(np.argmax(diag))
+    return TopCoordinate(index=j, share=float(diag[j] / total))
 
 
-def isoscore(x) -> float:
+def top_coordinate_share(x, *, center: bool = True) -> float:
+    """``top_coordinate(x, center=center).share``: the variance share (default) or, with
+    ``center=False``, the squared-norm share of the largest coordinate."""
+    return top_coordinate(x, center=center).share
+
+
+def constant_coordinates(x) -> int:
+    """How many coordinates have zero variance (constant over every row): they have no
+    z-score and are left out of the ``basis="standardised"`` spectrum."""
+    return int(np.count_nonzero(np.diag(_moments(x, "constant_coordinates").cov()) == 0))
+
+
+def _correlation(m: Moments, what: str) -> np.ndarray:
+    """C = S^{-1/2} Σ S^{-1/2} (S = diag Σ) over the coordinates with non-zero variance."""
+    cov = m.cov()
+    var = np.diag(cov)
+    keep = var > 0
+    if not keep.any():
+        raise ValueError(f"{what}: every coordinate is constant (zero variance); the "
+                         "standardised spectrum is undefined")
+    s = 1.0 / np.sqrt(var[keep])
+    c = cov[np.ix_(keep, keep)] * s[:, None] * s[None, :]
+    np.fill_diagonal(c, 1.0)
+    return c
+
+
+def _basis(basis) -> None:
+    if basis not in BASES:
+        raise ValueError(f"basis must be one of {BASES}, got {basis!r}")
+
+
+def isoscore(x, *, basis: str = "raw") -> float:
     """IsoScore (Rudman et al. 2022, "IsoScore: measuring the uniformity of embedding space
     utilization", Algorithm 1), in ambient dimension n = D:
 
@@ -246,8 +303,9 @@ def isoscore(x) -> float:
     Algebraically k = (Σλ)²/Σλ², the participation ratio. The 1/N vs 1/(N-1) normalisation
     cancels in step 4. Zero eigenvalues (N ≤ D) are kept, as in the paper's definition; the
     reference package needs N > D and takes points as *columns* (D, N).
+    ``basis="standardised"``: of the correlation spectrum (n = D minus constant coordinates).
     """
-    ev = _eigvals(spectrum(x), "isoscore")
+    ev = _eigvals(spectrum(x, basis=basis), "isoscore")
     n = ev.size
     if n < 2:
         raise ValueError("isoscore: needs vectors of dimension D >= 2")

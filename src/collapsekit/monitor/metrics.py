@@ -10,7 +10,7 @@ move to the CPU, where they join the float64 accumulators of :mod:`collapsekit.s
 are never copied to the CPU.
 
 - :class:`SpectralGeometry`: one ``Moments`` per layer → rankme, alpha_req,
-  participation_ratio, dim_eff, anisotropy, top_coordinate_share;
+  participation_ratio, dim_eff, anisotropy, top_coordinate_share, top_coordinate_norm_share;
 - :class:`AttentionEntropy`: per layer × head sums from ``capture.attention_entropy_reducer``;
 - :class:`PolicyEntropy`: mean next-token entropy over the masked (generated) tokens,
   streamed over vocabulary chunks with an online log-sum-exp;
@@ -179,13 +179,14 @@ class SpectralGeometry(StreamingMetric):
     str(index) for lists); None keeps all. ``update(hidden, mask=None)`` takes a
     ``CaptureBatch``, a {layer: (B, T, D) or (n, D)} dict or a list of per-layer tensors
     (``mask`` (B, T) bool selects real tokens). ``compute()`` → ``{"<metric>/<layer>":
-    value}`` for rankme, alpha_req, participation_ratio, dim_eff, anisotropy and
-    top_coordinate_share (a layer with fewer than 2 rows is left out; alpha_req is NaN when
-    the spectrum has too few positive eigenvalues for its fit).
+    value}`` for rankme, alpha_req, participation_ratio, dim_eff, anisotropy,
+    top_coordinate_share (of the variance) and top_coordinate_norm_share (of the squared
+    norm) (a layer with fewer than 2 rows is left out; alpha_req is NaN when the spectrum
+    has too few positive eigenvalues for its fit).
     """
 
     METRICS = ("rankme", "alpha_req", "participation_ratio", "dim_eff", "anisotropy",
-               "top_coordinate_share")
+               "top_coordinate_share", "top_coordinate_norm_share")
 
     def __init__(self, layers: Sequence[str | int] | None = None):
         if layers is not None and (isinstance(layers, (str, bytes))
@@ -231,7 +232,8 @@ class SpectralGeometry(StreamingMetric):
             values = {"rankme": M.rankme(m), "alpha_req": alpha,
                       "participation_ratio": M.participation_ratio(ev),
                       "dim_eff": float(M.dim_eff(ev)), "anisotropy": M.anisotropy(m),
-                      "top_coordinate_share": M.top_coordinate_share(m)}
+                      "top_coordinate_share": M.top_coordinate_share(m),
+                      "top_coordinate_norm_share": M.top_coordinate_share(m, center=False)}
             out.update({f"{k}/{name}": float(v) for k, v in values.items()})
         return out
 

@@ -4,7 +4,10 @@ Each layer's residual stream (embedding output, every block, final norm) feeds a
 ``Moments`` accumulator batch by batch; nothing larger than one batch of activations is
 held. From each accumulator: RankMe (uncentred singular values, Garrido et al. 2023),
 matrix-entropy rank of the covariance (the variant of "Tracing the Representation
-Geometry"), participation ratio, effective dimension, α-ReQ, anisotropy and IsoScore.
+Geometry"), participation ratio, effective dimension, α-ReQ, anisotropy and IsoScore; the
+outlier-coordinate diagnostics (the variance and squared-norm shares of the top coordinate
+and its index: massive activations, Sun et al. 2024); and the spectral metrics again on
+z-scored coordinates (``basis="standardised"``: the correlation matrix of the same moments).
 
 The same forward pass also feeds (each optional): attention entropy per layer × head
 (reduced inside each attention hook, never all layers' B×H×T×T), the rank-collapse residual
@@ -126,31 +129,44 @@ def accumulate(lm, texts: list[str], *, batch_size: int = 8, max_length: int = 2
     return geo
 
 
-def layer_metrics(acc: Moments) -> dict[str, float]:
-    """All per-layer geometry metrics of one accumulator."""
-    ev = metrics.spectrum(acc)
+def spectral_metrics(acc: Moments, basis: str = "raw") -> dict[str, float]:
+    """The spectral metrics of one accumulator in ``basis`` ("raw" or "standardised": the
+    z-scored coordinates, see :func:`metrics.spectrum`)."""
+    ev = metrics.spectrum(acc, basis=basis)
     try:
         alpha = metrics.alpha_req(ev)
     except ValueError:  # fewer than 3 positive eigenvalues in the rank range: α undefined
         alpha = metrics.AlphaReq(float("nan"), float("nan"), 0)
     return {
-        "rankme": metrics.rankme(acc),
+        "rankme": metrics.rankme(acc, basis=basis),
         "matrix_entropy_rank": metrics.matrix_entropy_rank(ev),
         "participation_ratio": metrics.participation_ratio(ev),
         "dim_eff": float(metrics.dim_eff(ev)),
         "alpha_req": alpha.alpha,
         "alpha_req_r2": alpha.r2,
-        "anisotropy": metrics.anisotropy(acc),
-        "isoscore": metrics.isoscore(acc),
-        "top_coordinate_share": metrics.top_coordinate_share(acc),
+        "isoscore": metrics.isoscore(acc, basis=basis),
     }
+
+
+def layer_metrics(acc: Moments) -> dict[str, float]:
+    """All per-layer geometry metrics of one accumulator in the raw basis, with the
+    outlier-coordinate diagnostics (variance share, its index, squared-norm share)."""
+    values = spectral_metrics(acc)
+    top = metrics.top_coordinate(acc)
+    values.update(anisotropy=metrics.anisotropy(acc), top_coordinate_share=top.share,
+                  top_coordinate=top.index,
+                  top_coordinate_norm_share=metrics.top_coordinate_share(acc, center=False))
+    return values
 
 
 def record(run, geo: LayerGeometry, *, section: str = "geometry", **scope) -> list[dict]:
     """Add one record per (metric, layer) to ``run``; return the per-layer table rows.
 
     With residuals accumulated, also ``rank_collapse_residual`` (Frobenius) and
-    ``rank_collapse_residual_l1linf`` (√(‖·‖₁‖·‖∞)), each the mean over sequences."""
+    ``rank_collapse_residual_l1linf`` (√(‖·‖₁‖·‖∞)), each the mean over sequences. The
+    spectral metrics are recorded twice: raw (no ``basis`` field) and on z-scored
+    coordinates (``basis="standardised"``; the note names constant coordinates left out),
+    so that one outlier coordinate is not read as collapse; table columns ``*_standardised``."""
     rows = []
     for layer, (name, acc) in enumerate(zip(geo.names, geo.moments)):
         values = layer_metrics(acc)
@@ -158,9 +174,16 @@ def record(run, geo: LayerGeometry, *, section: str = "geometry", **scope) -> li
                              ("l1linf", "rank_collapse_residual_l1linf")):
             if norm in geo.residual:
                 values[metric] = float(geo.residual[norm][layer] / geo.sequences)
-        rows.append({"layer": layer, "layer_name": name, "tokens": acc.n, **values})
+        std = spectral_metrics(acc, "standardised")
+        rows.append({"layer": layer, "layer_name": name, "tokens": acc.n, **values,
+                     **{f"{k}_standardised": v for k, v in std.items()}})
         for metric, value in values.items():
             run.add(metric, value, section=section, layer=layer, layer_name=name, **scope)
+        const = metrics.constant_coordinates(acc)
+        note = {"note": f"{const} constant coordinate(s) left out"} if const else {}
+        for metric, value in std.items():
+            run.add(metric, value, section=section, layer=layer, layer_name=name,
+                    basis="standardised", **scope, **note)
     return rows
 
 
