@@ -45,6 +45,7 @@ _LIN = "Lin, Trivedi & Sun 2023 (Generating with Confidence)"
 _ASC = "Asymptotic Semantic Collapse in Hierarchical Optimization (agents seed paper)"
 _SAY = "Mukherjee, Armstrong & Ayoobi 2026 (Say Anything but This)"
 _DRIFT = "Yang et al. 2024 (The Butterfly Effect of Model Editing)"
+_NUM = "The Geometric Price of Discrete Logic (numbers seed paper, 2026)"
 _TT = "Shani et al. 2025 (From Tokens to Thoughts: How LLMs and Humans Trade Compression " \
       "for Meaning)"
 
@@ -728,8 +729,8 @@ CATALOG: dict[str, MetricInfo] = {
     "concept_ib_gap": _m(
         "L(human) − L(k-means), k = categories", None, "bits", "studies.concepts.analyse",
         _TT, "how much less efficient the human categories are than the model's own k-means "
-        "clusters at the same k; > 0 is the paper's direction (k-means minimises distortion "
-        "for its k, so it is usually > 0 by construction)."),
+        "clusters at the same k; > 0 is the paper's direction (k-means seeks the least "
+        "distortion for its k, a local optimum, so > 0 is the expected outcome)."),
     "concept_ami": _m(
         "AMI, model clusters vs human categories", "low", "", "metrics.concepts.category_ami",
         _TT + "; AMI: Vinh, Epps & Bailey 2010 (scikit-learn, arithmetic normalisation)",
@@ -766,6 +767,59 @@ CATALOG: dict[str, MetricInfo] = {
         "a monitored metric moved in its collapse direction by more than the alert's "
         "fraction of its step-0 value; the record names the metric, layer, step and "
         "baseline."),
+    # numbers (studies/numbers.py)
+    "numbers_shared_share": _m(
+        "shared (class-agnostic) norm share", None, "fraction",
+        "metrics.numbers.component_shares", _NUM,
+        "Σ‖P_S x‖² / Σ‖x‖² of the number tokens' states, S = the mean direction (and "
+        "shared_rank within-class principal directions), first in the Gram–Schmidt order."),
+    "numbers_divergence_share": _m(
+        "divergence (class-specific) norm share", "low", "fraction",
+        "metrics.numbers.component_shares", _NUM,
+        "Σ‖P_Δ x‖² / Σ‖x‖², Δ = the class-mean differences orthogonalised against S; small "
+        "= the classes are entangled (the paper's manifold entanglement)."),
+    "numbers_divergence_variance": _m(
+        "divergence share of the items' spread", "low", "fraction",
+        "metrics.numbers.component_shares", _NUM,
+        "Σ‖P_Δ (x − μ)‖² / Σ‖x − μ‖²: how much of the variation among the numbers lies "
+        "along what separates the classes."),
+    "numbers_probe_accuracy": _m(
+        "probe balanced accuracy (held out)", "low", "fraction",
+        "metrics.numbers.probe_accuracy", _NUM + "; balanced accuracy, stratified k-fold",
+        "held-out balanced accuracy of a logistic-regression probe for the task class "
+        "(odd/even, prime/not) from the number token's state; 0.5 = chance."),
+    "numbers_distortion": _m(
+        "distortion vs plain context (std log distance ratio)", None, "",
+        "metrics.numbers.distortion", _NUM + " (non-isometry)",
+        "standard deviation over pairs of numbers of log(‖x_i − x_j‖ / ‖x^plain_i − "
+        "x^plain_j‖); 0 = the context moves the numbers by a similarity (an isometry up to "
+        "scale)."),
+    "numbers_three_phases": _m(
+        "three phases over depth (1 = yes)", None, "", "metrics.numbers.three_phases", _NUM,
+        "1 when the divergence share of the spread is low, rises to an interior peak and "
+        "falls again (rule: metrics.numbers.three_phases); the note names the layers."),
+    "numbers_task_accuracy": _m(
+        "model task accuracy (balanced)", None, "fraction", "metrics.numbers.task_accuracy",
+        _NUM, "balanced accuracy of the model's answer (' odd' vs ' even', ' yes' vs ' no' "
+        "by logit margin at the last position); 0.5 = chance or always one answer."),
+    "numbers_task_auroc": _m(
+        "model answer-margin AUROC", None, "", "metrics.intention.auroc", _NUM,
+        "AUROC of the answer logit margin for the true class: whether the model's preference "
+        "tracks the class even when its answer is biased; 0.5 = not at all."),
+    "numbers_ablation_task_accuracy": _m(
+        "task accuracy after ablation", None, "fraction", "metrics.numbers.task_accuracy",
+        _NUM + " (targeted vector ablation)",
+        "the model's balanced task accuracy with the divergence subspace (or a random one of "
+        "equal rank) erased from the residual stream at the layer; ablation=none: clean."),
+    "numbers_ablation_task_auroc": _m(
+        "answer-margin AUROC after ablation", None, "", "metrics.intention.auroc", _NUM,
+        "AUROC of the answer margin for the true class with the subspace erased at the "
+        "layer."),
+    "numbers_ablation_probe_accuracy": _m(
+        "probe accuracy after ablation (held out)", None, "fraction",
+        "metrics.numbers.probe_accuracy", _NUM + "; the erased subspace cross-fitted",
+        "held-out probe balanced accuracy at the layer with the subspace erased, the "
+        "divergence fitted on each training fold only."),
 }
 
 

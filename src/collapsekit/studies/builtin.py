@@ -13,6 +13,8 @@ from .registry import STUDIES, Study
 P = "collapsekit.studies."
 HUMAN = ("news", "wikipedia", "kjv")
 TEXTS = Param(str, None, "text file, one text per line or JSONL (default: human text)")
+JUDGE = Param(str, "cosine", "meaning judge: cosine[:T] (T default: threshold), nli:MODEL "
+              "(bidirectional entailment) or lm:MODEL (e.g. lm:smollm2)")
 
 
 def _register(*studies: Study) -> None:
@@ -40,6 +42,12 @@ _register(
             "nc_max_classes": Param(int, None, "keep the K most frequent next tokens", low=2),
             "nc_min_count": Param(int, 2, "classes seen at least this often", low=1),
             "nc_heldout": Param(int, 32, "held-out texts for NC4", low=0),
+            "nc_singletons": Param(str, "exclude", "classes seen once: exclude, or include "
+                                   "with variance 0 (the Linguistic-Collapse code; needs "
+                                   "nc_min_count=1)", choices=("exclude", "include")),
+            "nc_cdnv_power": Param(int, 1, "CDNV denominator ‖μ_i − μ_j‖^(2p): 1 = Galanti "
+                                   "et al., 2 = the Linguistic-Collapse code",
+                                   choices=(1, 2)),
             "logit_lens": Param(bool, False, "logit-lens commitment layer (~3x the pass)"),
             "logit_lens_every": Param(int, 1, "logit lens on every k-th token", low=1),
             "length_collapse": Param(bool, False, "the embedder's length-collapse curve with "
@@ -70,6 +78,10 @@ _register(
                               low=0),
             "threshold": Param(float, 0.9, "cosine at which two samples mean the same",
                                low=-1, high=1),
+            "judge": JUDGE,
+            "seq_logprob": Param(str, "mean", "sequence log-prob of the likelihood semantic "
+                                 "entropy: mean token log-prob (length-normalised) or sum",
+                                 choices=("mean", "sum")),
             "sample_batch": Param(int, None, "rows per forward pass while sampling", low=1),
             "human": Param(str, "wikipedia", "human reference text", choices=HUMAN),
             "divergence": Param(bool, False, "also human-vs-model JS divergence"),
@@ -159,6 +171,7 @@ _register(
             "max_new_tokens": Param(int, 48, "tokens per answer", low=1),
             "threshold": Param(float, 0.6, "cosine at which two answers mean the same",
                                low=-1, high=1),
+            "judge": JUDGE,
             "batch_size": Param(int, 16, "rows per forward pass", low=1),
         },
         quick={"n_sampled": 8, "k": 6, "max_new_tokens": 32}),
@@ -263,3 +276,25 @@ _register(
         quick={"generations": 3, "steps": 8, "n_samples": 16, "n_real": 16, "n_heldout": 16,
                "max_new_tokens": 32, "lr": 3e-4}),
 )
+
+_register(Study(
+    "numbers", section="numbers", stage=P + "numbers:study_stage", check=P + "numbers:check",
+    doc="Number representations in task contexts (plain, parity, primality, each also under "
+        "social pressure): per layer the shared / class-specific (divergence) split, probe "
+        "accuracy, distortion against the plain context; the divergence ablated vs a random "
+        "subspace of equal rank.",
+    params={
+        "n": Param(int, 100, "largest integer: items are 0..n", low=12, high=999),
+        "contexts": Param(str, ("plain", "parity", "primality", "plain_pressure",
+                                "parity_pressure", "primality_pressure"),
+                          "task contexts", many=True,
+                          choices=("plain", "parity", "primality", "plain_pressure",
+                                   "parity_pressure", "primality_pressure")),
+        "shared_rank": Param(int, 0, "within-class principal directions added to the "
+                             "shared subspace (besides the mean)", low=0),
+        "folds": Param(int, 5, "cross-validation folds of the probe", low=2),
+        "ablation_layers": Param(int, None, "evenly spaced blocks ablated (default all; "
+                                 "0: no ablation)", low=0),
+        "batch_size": Param(int, 16, "prompts per forward pass", low=1),
+    },
+    quick={"n": 40, "ablation_layers": 3}))
