@@ -202,3 +202,17 @@ def test_cli_layer_and_bad_inputs(tmp_path, monkeypatch, capsys, tiny_dir):
     code, _, err = run_cli(monkeypatch, capsys, "concepts", "--model", str(tiny_dir), "--out",
                            str(tmp_path / "z"), "--concepts", str(oov), "--no-report")
     assert code == 2 and "'purple' is not in the tokenizer's vocabulary" in err
+
+
+def test_summary_judges_ami_at_k_equal_to_the_categories():
+    from collapsekit.report.summary import summarize
+
+    def rec(metric, value, **kw):
+        return {"metric": metric, "value": value, "section": "concepts", **kw}
+
+    found = summarize([rec("concept_ami", 0.05, k=5, k_vs_categories="fewer"),
+                       rec("concept_ami", 0.6, k=10, k_vs_categories="equal"),
+                       rec("mean_typicality_spearman", 0.01, categories=10)])
+    verdicts = {f.metric: (f.value, f.verdict) for f in found}
+    assert verdicts == {"concept_ami": (0.6, "healthy"),
+                        "mean_typicality_spearman": (0.01, "collapsed")}

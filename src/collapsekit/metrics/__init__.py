@@ -5,6 +5,8 @@ from .ambiguity import detect_conflicts, state_entropy
 from .attention import (AttentionEntropy, attention_entropy,
                         attention_entropy_from_sums)
 from .catalog import CATALOG
+from .concepts import (category_ami, centroid_distances, ib_objective, kmeans_labels,
+                       partition_distortion, partition_rate, typicality_spearman)
 from .consensus import (compliance, hash_collisions, jaccard, mean_pairwise_jaccard,
                         vocabulary_entropy, von_neumann_entropy)
 from .divergence import js_divergence, js_divergence_ci, stylometric_divergence
@@ -25,6 +27,8 @@ from .uncertainty import (cosine_judge, degmat, eigv, num_distinct_classes, num_
 
 __all__ = [
     "CATALOG",
+    "category_ami", "centroid_distances", "ib_objective", "kmeans_labels",
+    "partition_distortion", "partition_rate", "typicality_spearman",
     "classify_edit", "compliance", "detect_conflicts", "hash_collisions", "intention_entropy",
     "jaccard", "mean_pairwise_jaccard", "probe_auroc", "state_entropy", "vocabulary_entropy",
     "von_neumann_entropy",

@@ -17,14 +17,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import CollapsekitError
+from ..errors import CollapsekitError, NotApplicable
 from .capture import iter_capture
 
 
 def item_token_ids(tokenizer, items: list[str], *, prefix_space: bool = True
                    ) -> list[list[int]]:
-    """Token ids (no special tokens) of each item; an item that becomes the unknown token is
-    refused, since its vector would be the <unk> row shared by every such item."""
+    """Token ids (no special tokens) of each item. An item that becomes the unknown token is
+    refused (``NotApplicable``: ``scan`` skips the study for such a model), since its vector
+    would be the <unk> row shared by every such item."""
     texts = [(" " + it) if prefix_space else it for it in items]
     ids = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
     unk = tokenizer.unk_token_id
@@ -32,8 +33,8 @@ def item_token_ids(tokenizer, items: list[str], *, prefix_space: bool = True
         if not seq:
             raise CollapsekitError(f"item {item!r} has no tokens: remove it from the CSV")
         if unk is not None and unk in seq:
-            raise CollapsekitError(f"item {item!r} is not in the tokenizer's vocabulary (it "
-                                   "becomes the unknown token): remove or respell it")
+            raise NotApplicable(f"item {item!r} is not in the tokenizer's vocabulary (it "
+                                "becomes the unknown token): remove or respell it")
     return ids
 
 

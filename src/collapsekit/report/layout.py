@@ -59,6 +59,11 @@ SECTION_INFO = {
                 "diversity falling under one strategy only = model collapse.",
     "monitor": "Collapse metrics measured during training, one curve per layer over the "
                "training steps; alerts compare each value with the first measured step.",
+    "concepts": "Item words of human categories in the model's embedding space: rate "
+                "(bits) and distortion of the human categories and of k-means clusters, "
+                "L = rate + β·distortion (lower = more compressed), AMI with the human "
+                "categories (≈ 0 = the model's clusters ignore them) and, with typicality "
+                "ratings, Spearman ρ of closeness to the centroid (≈ 0 = nuance lost).",
 }
 _DEFAULT_INFO = ("Each plot shows one metric; its axis label says which direction means "
                  "collapse where that is known.")

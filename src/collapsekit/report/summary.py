@@ -84,6 +84,11 @@ RULES: list[Rule] = [
          "first", axis="generation", where={"source": "simulation"}),
     Rule("collapse during training", "rankme", "monitor", "first", axis="step",
          margin=0.5),
+    # concepts: AMI ≈ 0 = the model's clusters ignore the human categories (chance level)
+    Rule("concepts vs human categories", "concept_ami", "concepts", "bound",
+         where={"k_vs_categories": "equal"}, bounds=(0.3, 0.1)),
+    Rule("loss of the typicality gradient", "mean_typicality_spearman", "concepts", "bound",
+         bounds=(0.2, 0.05)),
 ]
 
 

@@ -4,9 +4,10 @@ against human categories (Shani et al. 2025, "From Tokens to Thoughts"; the form
 
 For the human partition and for k-means partitions of the model's vectors at each k:
 ``concept_rate`` (I(X;C), bits), ``concept_distortion`` and ``concept_ib_objective``
-(L = rate + β·distortion); per k, ``concept_ami`` with the human categories; with
-typicality ratings, ``typicality_spearman`` per category and its mean; and
-``concept_ib_gap`` = L(human) − L(k-means at k = number of categories).
+(L = rate + β·distortion); per k, ``concept_ami`` with the human categories (scope
+``k_vs_categories``: fewer, equal or more clusters than categories; the summary judges
+"equal"); with typicality ratings, ``typicality_spearman`` per category and its mean;
+and ``concept_ib_gap`` = L(human) − L(k-means at k = number of categories).
 """
 
 from __future__ import annotations
@@ -134,13 +135,15 @@ def analyse(x: np.ndarray, c: Concepts, *, ks, beta: float, seed: int, n_init: i
         return rate + beta * dist
 
     human = np.asarray(c.categories)
-    l_human = partition(human, partition="human", k=len(set(c.categories)))
+    n_cat = len(set(c.categories))
+    l_human = partition(human, partition="human", k=n_cat)
     l_k = {}
     for k in ks:
         labels = mc.kmeans_labels(x, k, seed=seed, n_init=n_init)
         l_k[k] = partition(labels, partition="kmeans", k=k)
-        recs.append(dict(metric="concept_ami", value=mc.category_ami(human, labels), k=k))
-    n_cat = len(set(c.categories))
+        versus = "equal" if k == n_cat else "fewer" if k < n_cat else "more"
+        recs.append(dict(metric="concept_ami", value=mc.category_ami(human, labels), k=k,
+                         k_vs_categories=versus))
     if n_cat in l_k:
         recs.append(dict(metric="concept_ib_gap", value=l_human - l_k[n_cat], k=n_cat,
                          beta=beta))
