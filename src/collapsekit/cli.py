@@ -68,19 +68,89 @@ def simulate(learner, strategy, generations, seeds, params, config, out, resume,
 
 
 @app.command()
-@click.argument("run_a", type=OUT)
-@click.argument("run_b", type=OUT)
+@click.argument("runs", type=OUT, nargs=-1, required=True)
 @click.option("--seed", type=int, default=0, help="random seed (same seed, same numbers)")
 @click.option("--out", type=OUT, default="collapse-compare", show_default=True)
 @click.option("--force", is_flag=True, help="overwrite a run in --out made with another config")
 @click.option("--json", "as_json", is_flag=True, help="print metrics.json to stdout when done")
-def compare(run_a, run_b, seed, out, force, as_json):
-    """Two results folders side by side: overlaid curves, matched differences, and the
-    cross-model homogeneity of their samples."""
-    from .studies.compare import run_compare
+def compare(runs, seed, out, force, as_json):
+    """Two or more results folders side by side: overlaid curves, matched differences, and
+    the cross-model homogeneity of their samples."""
+    from .studies.compare import run_compare_many
 
     console = _console()
-    run_compare(run_a, run_b, out, seed=seed, force=force, console=console)
+    run_compare_many(runs, out, seed=seed, force=force, console=console)
+    _finish(out, as_json, console)
+
+
+def _run_options(fn):
+    """--out/--resume/--force/--json/--report and the model loading options."""
+    for opt in reversed([
+            click.option("--quick", is_flag=True, help="the studies' smaller settings"),
+            click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+                         help="set a parameter (STUDY.NAME=VALUE for one study; repeat)"),
+            click.option("--device", default=None, help="auto, cpu, cuda, cuda:1, mps"),
+            click.option("--dtype", default=None, type=click.Choice(
+                ["float32", "bfloat16", "float16"]), help="compute dtype [default: float32]"),
+            click.option("--resume", is_flag=True, help="continue a run in --out made with "
+                         "the same config (finished runs are skipped)"),
+            click.option("--force", is_flag=True, help="overwrite a run in --out made with "
+                         "another config"),
+            click.option("--json", "as_json", is_flag=True, help="print metrics.json to "
+                         "stdout when done"),
+            click.option("--report/--no-report", default=True, help="render index.html")]):
+        fn = opt(fn)
+    return fn
+
+
+@app.command()
+@click.argument("model_or_folder")
+@click.option("--studies", default="geometry", show_default=True,
+              help="studies to run on each checkpoint, comma-separated")
+@click.option("--seed", type=int, default=0, help="random seed (same seed, same numbers)")
+@click.option("--out", type=OUT, default="collapse-trajectory", show_default=True)
+@_run_options
+def trajectory(model_or_folder, studies, seed, out, quick, params, device, dtype, resume,
+               force, as_json, report):
+    """Studies on every checkpoint of a training run (a folder of checkpoint-N folders,
+    org/name@rev1,rev2 or a .txt list), one folder, metrics against training step."""
+    from .studies.trajectory import run_trajectory
+
+    run_trajectory(out, model_or_folder, studies=[s.strip() for s in studies.split(",")
+                                                  if s.strip()],
+                   quick=quick, params=_pairs(params, "--param"), seed=seed,
+                   device=device or "auto", dtype=dtype or "float32", resume=resume,
+                   force=force, report=report)
+    _finish(out, as_json, _console())
+
+
+@app.command()
+@click.argument("sweep_file", type=OUT, required=False)
+@click.option("--study", "studies", multiple=True, help="study to run (repeat)")
+@click.option("--model", "models", multiple=True, help="model spec or folder of "
+              "checkpoint-N folders (repeat)")
+@click.option("--grid", multiple=True, metavar="NAME=V1,V2",
+              help="one run per value (STUDY.NAME for one study; repeat for a grid)")
+@click.option("--seed", "seeds", default=None, metavar="LIST", help="seeds, e.g. 0,1,2")
+@click.option("--ray-address", default=None, help="join a Ray cluster: auto or "
+              "ray://host:port [default: start a local one]")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="CPUs of the local Ray cluster [default: all]")
+@click.option("--no-ray", is_flag=True, help="run the runs one after another in this process")
+@click.option("--out", type=OUT, default="collapse-sweep", show_default=True)
+@_run_options
+def sweep(sweep_file, studies, models, grid, seeds, ray_address, workers, no_ray, out,
+          quick, params, device, dtype, resume, force, as_json, report):
+    """A grid of (study, model or checkpoint, settings, seed) runs as Ray tasks, each in its
+    own folder, compared in one report. SWEEP_FILE: TOML with the same keys."""
+    from .studies.sweep import run_sweep
+
+    console = _console()
+    run_sweep(out, file=sweep_file, studies=list(studies) or None,
+              models=list(models) or None, params=_pairs(params, "--param"),
+              grid=_pairs(grid, "--grid"), seeds=seeds, quick=quick or None, device=device,
+              dtype=dtype, ray_address=ray_address, workers=workers, use_ray=not no_ray,
+              resume=resume, force=force, report=report, console=console)
     _finish(out, as_json, console)
 
 

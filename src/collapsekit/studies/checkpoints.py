@@ -106,6 +106,8 @@ def checkpoints(spec: str) -> list[Checkpoint]:
                                "org/name@rev1,rev2 or a .txt list of specs")
     spec = spec.strip()
     path = Path(spec).expanduser()
+    if spec.startswith((".", "/", "~")) and not path.exists():
+        raise CollapsekitError(f"no such folder or file {path}: check the path")
     if path.is_dir():
         found = _from_folder(path)
     elif path.is_file() and path.suffix != ".gguf":
