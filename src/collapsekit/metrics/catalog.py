@@ -272,6 +272,11 @@ CATALOG: dict[str, MetricInfo] = {
     "matched_records": _m("matched records", None, "count", "studies.compare.differences",
                           "collapsekit (compare)",
                           "records with the same metric and scope in both compared runs."),
+    # sweeps (studies/sweep.py)
+    "run_failed": _m("run failed", None, "", "studies.sweep.run_sweep", "collapsekit (sweep)",
+                     "1 for a sweep run that failed; the note holds its one-line error."),
+    "runs_done": _m("runs done", None, "count", "studies.sweep.run_sweep",
+                    "collapsekit (sweep)", "sweep runs finished (of ``runs``)."),
     # length collapse (studies/length_collapse.py)
     "centroid_distance": _m(
         "distance to centroid", "low", "", "studies.length_collapse.bucket_metrics",
