@@ -200,7 +200,7 @@ def settings(quick=False, seed=0, **params):
 def test_stage_end_to_end_same_seed_same_numbers_and_resume(tmp_path):
     lm = Tiny()
     s = settings(items=write_items(tmp_path / "items.jsonl"), k=3, max_new_tokens=4, seed=1)
-    assert amb.check(s) == {"n_items": 2}
+    assert amb.check(s) == {"n_items": 2, "judge": "cosine:0.6"}
     runs = []
     for name in ("a", "b"):
         run = Run(tmp_path / name, study="ambiguity", config={})

@@ -205,7 +205,8 @@ def test_geometry_diversity_agents_and_length_names_are_catalogued():
     emb = rng.standard_normal((4, 5))
     names |= set(diversity.group_metrics(texts, emb))
     names |= set(diversity.pooled_metrics(texts, emb))
-    names |= set(diversity.uncertainty_metrics(emb, [-1.0, -2.0, -1.5, -3.0]))
+    eq, w = np.eye(4, dtype=bool), np.eye(4)
+    names |= set(diversity.uncertainty_metrics(eq, w, [-1.0, -2.0, -1.5, -3.0]))
     names |= set(diversity.degeneration_metrics(texts))
     sc = agents.Scenario("s", "the river is clean", ({"kind": "must_mention", "term": "river"},),
                          ("a", "b", "c", "d"))

@@ -175,16 +175,27 @@ def num_semantic_sets(similarity_or_adjacency, *, threshold: float = 0.5,
     Confidence: Uncertainty Quantification for Black-box Large Language Models", TMLR 2024).
 
     The graph has an edge i–j where the symmetric equivalence matrix is True (bool input) or
-    >= `threshold` (numeric similarity input). method="components" counts its connected
-    components (as LM-Polygraph's NumSemSets does); method="greedy" counts Kuhn et al.'s
-    first-member classes (`semantic_classes`), which Lin et al.'s reference code uses. The two
-    agree whenever equivalence is transitive.
+    >= `threshold` (numeric similarity input). Three counts, equal whenever equivalence is
+    transitive:
+      "components" (default): connected components, as LM-Polygraph's NumSemSets;
+      "lin": Lin et al.'s reference code (UQ-NLG ``pipeline/uq_bb.py:
+          _create_semantic_sets``): for i = 0..n−1, for j > i equivalent to i, set
+          id[j] ← id[i] (a chained, overwriting assignment); the count of distinct ids;
+      "greedy": Kuhn et al.'s first-member classes (:func:`semantic_classes`).
+    On A~B, B~C, A≁C: components 1, lin 1, greedy 2. On A~C, B~C, A≁B: components 1,
+    lin 2 (C's id is overwritten by B's), greedy 2.
     """
-    if method not in ("components", "greedy"):
-        raise ValueError(f"method must be 'components' or 'greedy', got {method!r}")
+    if method not in ("components", "lin", "greedy"):
+        raise ValueError(f"method must be 'components', 'lin' or 'greedy', got {method!r}")
     a = _adjacency(similarity_or_adjacency, threshold=threshold)
     if method == "greedy":
         return int(semantic_classes(a.shape[0], a).max() + 1)
+    if method == "lin":
+        ids = np.arange(a.shape[0])
+        for i in range(a.shape[0]):
+            for j in np.flatnonzero(a[i, i + 1:]) + i + 1:
+                ids[j] = ids[i]
+        return int(np.unique(ids).size)
     return int(connected_components(csr_matrix(a), directed=False)[0])
 
 

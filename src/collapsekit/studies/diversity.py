@@ -11,16 +11,19 @@ the samples' median length, give an upper reference: what k texts with nothing i
 look like (not a same-prompt human answer set).
 
 With models sampled (:func:`run_diversity`), per (model, temperature) and prompt also:
-meaning classes from the cosine judge (cos ≥ ``threshold``, Kuhn et al.'s first-member
-assignment), semantic entropy in the discrete form and the likelihood form (sequence
-log-prob = Σ token_logprobs, logsumexp-normalised over the samples; Farquhar et al. 2024),
-the number of semantic sets, EigV and DegMat (Lin et al. 2023) on W = max(cos, 0), and the
-number of distinct classes (NoveltyBench). Homogeneity across models (Jiang et al. 2025,
-"Artificial Hivemind"): per prompt, the mean pairwise cosine within each model (distinct
-pairs) and between every two models' samples → a model × model matrix (records with
-``row``/``col``, drawn as a heatmap). Degeneration (whitespace words): loop rate, period and
-first-loop position of end-of-text loops (:func:`metrics.repetition_loops`, ≥3 repeats),
-seq-rep-4, per model and temperature, and greedy vs momentum decoding (Lan et al. 2022).
+meaning classes from the meaning judge (``--judge``, :mod:`models.judges`; default the
+cosine judge, cos ≥ ``threshold``) by Kuhn et al.'s first-member assignment, semantic
+entropy in the discrete form and the likelihood form (sequence log-prob = the mean token
+log-prob, length-normalised as in the code of Kuhn et al. 2023 and Farquhar et al. 2024,
+or the sum with ``seq_logprob=sum``; logsumexp-normalised over the samples), the number of
+semantic sets, EigV and DegMat (Lin et al. 2023) on the judge's similarity W, and the
+number of distinct classes (NoveltyBench); each of these records names its ``judge``.
+Homogeneity across models (Jiang et al. 2025, "Artificial Hivemind"): per prompt, the mean
+pairwise cosine within each model (distinct pairs) and between every two models' samples →
+a model × model matrix (records with ``row``/``col``, drawn as a heatmap). Degeneration
+(whitespace words): loop rate, period and first-loop position of end-of-text loops
+(:func:`metrics.repetition_loops`, ≥3 repeats), seq-rep-4, per model and temperature, and
+greedy vs momentum decoding (Lan et al. 2022).
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import metrics
-from ..metrics.semantic import unit_rows
 from ..stats.bootstrap import bootstrap_mean_ci
 
 PER_GROUP = ("distinct_1", "distinct_2", "self_bleu", "semantic_spread", "vendi_score")
+CLASS_METRICS = ("semantic_entropy", "semantic_entropy_likelihood", "num_semantic_sets",
+                 "num_distinct_classes", "eigv", "degmat")  # records carry ``judge``
 
 
 def group_metrics(texts: list[str], emb: np.ndarray) -> dict[str, float]:
@@ -78,16 +82,21 @@ def human_groups(texts: list[str], k: int, n_groups: int, n_words: int) -> list[
 
 
 def record(run, rows: list[dict], *, source: str, section: str = "diversity",
-           seed: int = 0, prompt_ids: list | None = None, **scope) -> None:
-    """Per-group records (when ``prompt_ids`` is given) and means with bootstrap intervals."""
+           seed: int = 0, prompt_ids: list | None = None, judge: str | None = None,
+           seq_logprob: str | None = None, **scope) -> None:
+    """Per-group records (when ``prompt_ids`` is given) and means with bootstrap intervals;
+    meaning-class metrics carry ``judge`` (and the likelihood form ``seq_logprob``)."""
     for metric in (rows[0] if rows else PER_GROUP):
         values = [r[metric] for r in rows]
+        extra = {**scope, **({"judge": judge} if judge and metric in CLASS_METRICS else {}),
+                 **({"seq_logprob": seq_logprob} if seq_logprob
+                    and metric == "semantic_entropy_likelihood" else {})}
         if prompt_ids is not None:
             for pid, v in zip(prompt_ids, values):
-                run.add(metric, v, section=section, source=source, prompt_id=pid, **scope)
+                run.add(metric, v, section=section, source=source, prompt_id=pid, **extra)
         mean, low, high = bootstrap_mean_ci(values, seed=seed)
         run.add(f"mean_{metric}", mean, section=section, source=source, ci_low=low,
-                ci_high=high, n_groups=len(values), **scope)
+                ci_high=high, n_groups=len(values), **extra)
 
 
 def sample_stage(run, lm, prompts: list[str], *, k: int, decoding, seed: int,
@@ -117,12 +126,10 @@ def equal_groups(samples, where: str) -> dict:
     return groups
 
 
-def uncertainty_metrics(emb: np.ndarray, seq_logprobs=None, *, threshold: float = 0.9) -> dict:
-    """Meaning-class metrics of one prompt's samples (see the module docstring)."""
-    eq = metrics.cosine_judge(threshold)(None, emb)
-    labels = metrics.semantic_classes(len(emb), eq)
-    u = unit_rows(emb)
-    w = np.clip(u @ u.T, 0.0, 1.0)
+def uncertainty_metrics(eq: np.ndarray, w: np.ndarray, seq_logprobs=None) -> dict:
+    """Meaning-class metrics of one prompt's samples from a judge's equivalence matrix
+    ``eq`` and similarity ``w`` (see the module docstring)."""
+    labels = metrics.semantic_classes(len(eq), eq)
     out = {"semantic_entropy": metrics.semantic_entropy(labels),
            "num_semantic_sets": float(metrics.num_semantic_sets(eq)),
            "num_distinct_classes": float(metrics.num_distinct_classes(labels)),
@@ -173,17 +180,32 @@ def homogeneity(embs: dict, groups: dict) -> list[dict]:
     return rows
 
 
+def seq_logprob(token_logprobs, how: str = "mean") -> float:
+    """One sample's sequence log-prob for the likelihood semantic entropy: the mean token
+    log-prob (length-normalised, the default of the reference codes) or the sum."""
+    if how not in SEQ_LOGPROB:
+        raise ValueError(f"seq_logprob must be one of {', '.join(SEQ_LOGPROB)}, got {how!r}")
+    return float(np.mean(token_logprobs) if how == "mean" else np.sum(token_logprobs))
+
+
+SEQ_LOGPROB = ("mean", "sum")
+
+
 def multi_stage(run, samples: dict, *, degeneration: dict | None = None, embedder=None,
                 human: list[str] | None = None, seed: int = 0, threshold: float = 0.9,
-                prompts: dict | None = None) -> None:
+                prompts: dict | None = None, judge=None, seq_logprob_by: str = "mean"
+                ) -> None:
     """Score ``samples`` {(model, temperature): [Sample]} into ``run``: per prompt and mean
     (bootstrap CI) diversity + meaning-class metrics, pooled diversity, degeneration, and the
     model × model homogeneity per temperature; ``degeneration`` {(model, decoding name):
     [Sample]} adds loop rates of other decodings (greedy vs momentum). ``embedder``:
-    texts → (n, d) array (default: the sentence embedder)."""
+    texts → (n, d) array (default: the sentence embedder); ``judge``: a meaning judge
+    (:func:`models.judges.make_judge`; default the cosine judge at ``threshold``)."""
     from ..models.embedders import embed
+    from ..models.judges import make_judge
 
     embedder = embedder or embed
+    judge = judge or make_judge("cosine", threshold=threshold)
     if not samples:
         raise ValueError("no (model, temperature) samples to score")
     groups = {key: equal_groups(ss, f"model {key[0]} at temperature {key[1]}")
@@ -199,12 +221,14 @@ def multi_stage(run, samples: dict, *, degeneration: dict | None = None, embedde
             tgroups = [[s.text for s in ss] for ss in g.values()]
             rows, off = score_groups(tgroups, e), 0
             for row, ss in zip(rows, g.values()):
-                lp = [sum(s.token_logprobs) for s in ss] if all(
+                lp = [seq_logprob(s.token_logprobs, seq_logprob_by) for s in ss] if all(
                     getattr(s, "token_logprobs", None) for s in ss) else None
-                row.update(uncertainty_metrics(e[off:off + len(ss)], lp, threshold=threshold))
+                eq, w = judge([s.text for s in ss], e[off:off + len(ss)])
+                row.update(uncertainty_metrics(eq, w, lp))
                 off += len(ss)
             scope = {"model": model, **({} if temp is None else {"temperature": temp})}
-            record(run, rows, source="model", seed=seed, prompt_ids=list(g), **scope)
+            record(run, rows, source="model", seed=seed, prompt_ids=list(g), judge=judge.name,
+                   seq_logprob=seq_logprob_by, **scope)
             flat = [t for ts in tgroups for t in ts]
             try:
                 pooled = pooled_metrics(flat, e)
@@ -215,7 +239,8 @@ def multi_stage(run, samples: dict, *, degeneration: dict | None = None, embedde
             for key, value in degeneration_metrics(flat).items():
                 run.add(key, value, section="degeneration", decoding="sampling", **scope)
             per_prompt += [{"model": model, "temperature": temp, "prompt_id": str(pid),
-                            "n_samples": len(ss), "prompt": (prompts or {}).get(pid, ""), **r}
+                            "n_samples": len(ss), "prompt": (prompts or {}).get(pid, ""),
+                            "judge": judge.name, **r}
                            for (pid, ss), r in zip(g.items(), rows)]
             by_temp.setdefault(temp, ({}, {}))
             by_temp[temp][0][model], by_temp[temp][1][model] = e, g
@@ -280,15 +305,26 @@ def _decoding(s):
                     max_new_tokens=s.max_new_tokens)
 
 
+def _judge(s, device=None):
+    """The meaning judge of ``--judge`` (on the studied model's device, else auto)."""
+    from ..models.judges import make_judge
+
+    return make_judge(s.judge, threshold=s.threshold,
+                      device=None if device is None else str(device))
+
+
 def check(s) -> dict:
     """Read the samples file, or the prompts and decoding, before the run is made."""
     from ..io import read_samples
+    from ..models.judges import parse_judge
     from ..models.registry import file_sha256
 
+    judge = {"judge": parse_judge(s.judge, s.threshold).name}
     if s.samples:
         read_samples(s.samples)
-        return {"samples_sha256": file_sha256(s.samples)}
-    return {"n_prompts": len(_prompts(s)), "decoding": json.loads(_decoding(s).key())}
+        return {"samples_sha256": file_sha256(s.samples), **judge}
+    return {"n_prompts": len(_prompts(s)), "decoding": json.loads(_decoding(s).key()),
+            **judge}
 
 
 def study_stage(run, models, s) -> None:
@@ -307,7 +343,8 @@ def study_stage(run, models, s) -> None:
         name = Path(s.samples).name
         sampled = {(name, None): [Text(pid, t) for pid, ts in read_samples(s.samples).items()
                                   for t in ts]}
-        multi_stage(run, sampled, human=human, seed=s.seed, threshold=s.threshold)
+        multi_stage(run, sampled, human=human, seed=s.seed, judge=_judge(s),
+                    seq_logprob_by=s.seq_logprob)
     else:
         prompts, dec = _prompts(s), _decoding(s)
         sampled, degen, table = {}, {}, []
@@ -331,7 +368,8 @@ def study_stage(run, models, s) -> None:
         run.table("samples", table)
         run.meta(samples_table="samples")
         multi_stage(run, sampled, degeneration=degen, human=human, seed=s.seed,
-                    threshold=s.threshold, prompts=dict(enumerate(prompts)))
+                    prompts=dict(enumerate(prompts)), judge=_judge(s, lm.device),
+                    seq_logprob_by=s.seq_logprob)
     if s.divergence:
         first = next(iter(sampled.values()))
         divergence.stage(run, [x.text for x in first], human, seed=s.seed)

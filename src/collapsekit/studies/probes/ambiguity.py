@@ -14,7 +14,8 @@ first turn, its candidate interpretations, a second turn that selects one):
    at turn 2; early collapse: low H at turn 1.
 2. Interpretation entropy (NRR-Phi's text-to-state pipeline): k sampled answers to "what
    does this mean?" are grouped into meaning classes (Kuhn et al.'s first-member rule with
-   the cosine judge on all-MiniLM-L6-v2 embeddings) and H = state entropy of the class
+   the meaning judge of ``--judge``, by default the cosine judge on all-MiniLM-L6-v2
+   embeddings at ``threshold``; the records name the judge) and H = state entropy of the class
    frequencies in bits; the collapse baseline, one greedy answer, has H = 0 by
    construction. Conflict markers (:func:`metrics.ambiguity.detect_conflicts`) are counted
    in the inputs and the answers (an answer with a hedge or "but" keeps a conflict open).
@@ -164,18 +165,21 @@ def two_turn_stage(run, lm, items: list[Item], *, seed: int = 0, batch_size: int
 
 
 def interpretation_rows(items: list[Item], answers: dict, greedy: dict, emb: dict, *,
-                        threshold: float = THRESHOLD) -> list[dict]:
+                        threshold: float = THRESHOLD, judge=None) -> list[dict]:
     """Per item: meaning classes of the sampled answers, their state entropy (bits), the
     share of candidates that are some answer's nearest candidate (coverage), and the
-    greedy answer's. ``answers``/``greedy``: item id → texts; ``emb``: text → vector."""
-    from ...metrics import cosine_judge, semantic_classes
+    greedy answer's. ``answers``/``greedy``: item id → texts; ``emb``: text → vector;
+    ``judge``: a meaning judge (default the cosine judge at ``threshold``)."""
+    from ...metrics import semantic_classes
     from ...metrics.semantic import unit_rows
+    from ...models.judges import make_judge
 
+    judge = judge or make_judge("cosine", threshold=threshold)
     rows = []
     for it in items:
         texts = answers[it.id]
         e = np.stack([emb[t] for t in texts])
-        classes = semantic_classes(len(texts), cosine_judge(threshold)(texts, e))
+        classes = semantic_classes(len(texts), judge(texts, e)[0])
         cand = unit_rows(np.stack([emb[c] for c in it.candidates]))
 
         def coverage(ts):
@@ -200,12 +204,15 @@ def _flag(text: str) -> float:
 
 
 def sampling_stage(run, lm, items: list[Item], *, k: int, max_new_tokens: int, seed: int = 0,
-                   threshold: float = THRESHOLD, batch_size: int | None = None) -> None:
-    """Interpretation entropy of k sampled answers per item vs the greedy baseline (H = 0)."""
+                   threshold: float = THRESHOLD, batch_size: int | None = None,
+                   judge: str = "cosine") -> None:
+    """Interpretation entropy of k sampled answers per item vs the greedy baseline (H = 0);
+    ``judge``: the ``--judge`` spec of the meaning classes."""
     from dataclasses import replace
 
     from ...models.embedders import embed
     from ...models.decoding import Decoding
+    from ...models.judges import make_judge
     from ..diversity import sample_stage
 
     if run.has("mean_interpretation_entropy", section=SECTION, decoding="sampling"):
@@ -226,14 +233,17 @@ def sampling_stage(run, lm, items: list[Item], *, k: int, max_new_tokens: int, s
                                    + list(greedy.values())
                                    + [c for it in items for c in it.candidates]))
         emb = dict(zip(texts, np.asarray(embed(texts), dtype=np.float64)))
-        rows = interpretation_rows(items, answers, greedy, emb, threshold=threshold)
+        judged = make_judge(judge, threshold=threshold, device=str(lm.device))
+        rows = interpretation_rows(items, answers, greedy, emb, judge=judged)
         scope = dict(turn=1, k=k)
         for key, metric in (("interpretation_entropy", "interpretation_entropy"),
                             ("n_classes", "num_interpretations"),
                             ("candidate_coverage", "candidate_coverage"),
                             ("conflict_rate", "conflict_rate")):
+            by = {"judge": judged.name} if key in ("interpretation_entropy",
+                                                   "n_classes") else {}
             _summary(run, metric, [r[key] for r in rows], seed=seed, decoding="sampling",
-                     **scope)
+                     **scope, **by)
         greedy_values = {"interpretation_entropy": [0.0] * len(rows),
                          "num_interpretations": [1.0] * len(rows),
                          "candidate_coverage": [r["greedy_candidate_coverage"] for r in rows],
@@ -245,16 +255,17 @@ def sampling_stage(run, lm, items: list[Item], *, k: int, max_new_tokens: int, s
             {"prompt_id": items[s.prompt_id].id, "prompt": s.prompt, "text": s.text,
              "decoding": "greedy" if s.decoding["temperature"] == 0 else "sampling",
              "sample_index": s.sample_index} for s in got["sampling"] + got["greedy"]])
-        run.meta(ambiguity=dict(threshold=threshold, prefix=PREFIX, clarify=CLARIFY, ask=ASK))
+        run.meta(ambiguity=dict(threshold=threshold, judge=judged.name, prefix=PREFIX,
+                                clarify=CLARIFY, ask=ASK))
     run.write()
 
 
 def check(s) -> dict:
-    """Read the items and build the judge before the run is made."""
-    from ...metrics import cosine_judge
+    """Read the items and parse the judge before the run is made."""
+    from ...models.judges import parse_judge
 
-    cosine_judge(s.threshold)
-    return {"n_items": len(load_items(s.items))}
+    return {"n_items": len(load_items(s.items)),
+            "judge": parse_judge(s.judge, s.threshold).name}
 
 
 def study_stage(run, lm, s) -> None:
@@ -266,5 +277,5 @@ def study_stage(run, lm, s) -> None:
     _summary(run, "input_conflict_rate", [_flag(it.turn1) for it in its], seed=s.seed)
     two_turn_stage(run, lm, its, seed=s.seed, batch_size=s.batch_size)
     sampling_stage(run, lm, sampled, k=s.k, max_new_tokens=s.max_new_tokens, seed=s.seed,
-                   threshold=s.threshold)
+                   threshold=s.threshold, judge=s.judge)
     run.meta(samples_table="ambiguity_samples")
