@@ -35,6 +35,8 @@ _register(
             "n": Param(int, 256, "number of texts", low=2),
             "max_length": Param(int, 256, "tokens per text", low=8),
             "batch_size": Param(int, 8, "texts per forward pass", low=1),
+            "shards": Param(int, 1, "split the corpus across N Ray workers, merged exactly",
+                            low=1),
             "attention": Param(bool, True, "attention entropy per head"),
             "rank_collapse": Param(bool, True, "rank-collapse residual per layer"),
             "neural_collapse": Param(bool, False, "NC1-NC4 with the next token as class"),

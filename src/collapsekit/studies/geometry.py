@@ -239,20 +239,28 @@ def summary(rows: list[dict]) -> dict[str, float]:
 def stage(run, lm, texts: list[str], *, batch_size: int, max_length: int,
           attention: bool = True, rank_collapse: bool = True, logit_lens: bool = False,
           logit_lens_every: int = 1, collapse: float = metrics.attention.COLLAPSE,
-          overload: float = metrics.attention.OVERLOAD, extra=(), **scope) -> LayerGeometry:
+          overload: float = metrics.attention.OVERLOAD, extra=(), shards: int = 1,
+          **scope) -> LayerGeometry:
     """Per-layer geometry records of ``texts`` into ``run``; returns the accumulators.
 
     One forward pass per batch feeds the per-layer moments and, when switched on, attention
     entropy per head (``attention``), the rank-collapse residual (``rank_collapse``) and the
     logit-lens commitment layer (``logit_lens``, on every ``logit_lens_every``-th token; off
     by default: it costs several forward passes, see the module docstring), and ``extra``
-    consumers (see :func:`accumulate`)."""
+    consumers (see :func:`accumulate`); ``shards`` > 1 splits the pass across Ray workers
+    (:mod:`collapsekit.studies.shards`)."""
     from .progress import progress_bar
 
     with progress_bar("geometry", len(texts)) as tick:
-        geo = accumulate(lm, texts, batch_size=batch_size, max_length=max_length,
-                         progress=tick, attention=attention, rank_collapse=rank_collapse,
-                         logit_lens=logit_lens, logit_lens_every=logit_lens_every, extra=extra)
+        kw = dict(batch_size=batch_size, max_length=max_length, progress=tick,
+                  attention=attention, rank_collapse=rank_collapse, logit_lens=logit_lens,
+                  logit_lens_every=logit_lens_every, extra=extra)
+        if shards > 1:
+            from .shards import accumulate_sharded
+
+            geo = accumulate_sharded(lm, texts, shards, **kw)
+        else:
+            geo = accumulate(lm, texts, **kw)
         rows = record(run, geo, **scope)
         run.table("geometry_layers", rows)
         for key, value in summary(rows).items():
@@ -299,7 +307,8 @@ def study_stage(run, lm, s) -> None:
     geo = stage(run, lm, corpus, batch_size=s.batch_size, max_length=s.max_length,
                 attention=s.attention, rank_collapse=s.rank_collapse,
                 logit_lens=s.logit_lens, logit_lens_every=s.logit_lens_every,
-                extra=[acc] if acc else [], **({} if s.texts else {"source": s.human}))
+                extra=[acc] if acc else [], shards=s.shards,
+                **({} if s.texts else {"source": s.human}))
     if acc is not None:
         acc.truncated = geo.truncated
         with run.timer("neural_collapse"):
