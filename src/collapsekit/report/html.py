@@ -55,11 +55,12 @@ def _slug(*parts) -> str:
 def _draw(spec: layout.PlotSpec) -> bytes:
     if spec.kind == "line":
         return plots.line_plot(spec.series, metric=spec.metric, x_label=spec.x,
-                               title=spec.title)
+                               title=spec.title, refs=spec.refs, ylim=spec.ylim)
     if spec.kind == "heatmap":
         return plots.heatmap(spec.series, metric=spec.metric, row_label=spec.y,
                              col_label=spec.x, title=spec.title)
-    return plots.strip_plot(spec.series, metric=spec.metric, title=spec.title)
+    return plots.strip_plot(spec.series, metric=spec.metric, title=spec.title,
+                            refs=spec.refs, xlim=spec.ylim)
 
 
 def _figure(section: str, spec: layout.PlotSpec, plots_dir: Path, used: set) -> str:
@@ -239,10 +240,13 @@ def _clip(v, n=2000) -> str:
     return s if len(s) <= n else s[:n] + " …[cut]"
 
 
-def render(run_dir, *, samples_per_prompt: int = 3, max_prompts: int = 20) -> Path:
+def render(run_dir, *, samples_per_prompt: int = 3, max_prompts: int = 20,
+           depth: str = "auto") -> Path:
     """Write ``run_dir/index.html`` and ``run_dir/plots/*.png``; returns the HTML path.
     Files it did not write are never removed or overwritten: an ``index.html`` of someone
-    else is refused, and a plot name taken by a user's PNG gets another name."""
+    else is refused, and a plot name taken by a user's PNG gets another name. ``depth``:
+    per-layer curves of compared runs of different depth on "relative" depth (layer / last
+    layer; "auto": when the depths differ) or "absolute" layer index."""
     if samples_per_prompt < 1 or max_prompts < 1:
         raise ValueError("samples_per_prompt and max_prompts must be at least 1")
     run_dir = Path(run_dir)
@@ -254,7 +258,7 @@ def render(run_dir, *, samples_per_prompt: int = 3, max_prompts: int = 20) -> Pa
     plots_dir.mkdir(exist_ok=True)
     for old in written_plots(run_dir):
         old.unlink(missing_ok=True)
-    sections = layout.plan(data["records"])
+    sections = layout.plan(data["records"], data, depth)
     theirs = {p.stem for p in plots_dir.glob("*.png")}
     used: set = set(theirs)
     body = [_section(s, plots_dir, used) for s in sections]

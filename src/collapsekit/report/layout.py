@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from collapsekit.metrics.catalog import lookup
+from collapsekit.report import references
 
 # Fields that are not scope: never axes, never series.
 _NOT_SCOPE = {"metric", "value", "study", "section", "ci_low", "ci_high", "note",
@@ -103,6 +104,8 @@ class PlotSpec:
     by: str  # "by layer", "by layer × head", "per prompt", ...
     caption: str  # plain text: the metric's doc, how to read the plot, notes
     missing: int  # records whose value is missing (left out)
+    refs: tuple = ()  # references.RefLine: maximum possible, layer 0, human text
+    ylim: tuple | None = None  # the metric's feasible range (None: automatic)
 
     @property
     def title(self) -> str:
@@ -134,17 +137,19 @@ class SectionSpec:
     table: TableSpec | None  # the records that are not plotted
 
 
-def plan(records) -> list[SectionSpec]:
+def plan(records, meta: dict | None = None, depth: str = "auto") -> list[SectionSpec]:
     """The report's sections for ``records`` (dicts; entries without ``metric`` are
-    ignored), in order of first appearance with "other" last."""
+    ignored), in order of first appearance with "other" last; ``meta`` (the run's
+    metadata) and ``depth`` feed the plots' references (:mod:`.references`)."""
     records = [r for r in records if isinstance(r, dict) and "metric" in r]
+    records, relative = references.relative_depth(records, depth)
     sections = group_by(records, lambda r: str(r.get("section") or "other"))
     if "other" in sections:
         sections["other"] = sections.pop("other")
-    return [_section(n, rs) for n, rs in sections.items()]
+    return [_section(n, rs, meta or {}, relative) for n, rs in sections.items()]
 
 
-def _section(name: str, recs) -> SectionSpec:
+def _section(name: str, recs, meta: dict | None = None, relative: bool = False) -> SectionSpec:
     figures, scalars = [], []
     for metric, mrecs in group_by(recs, lambda r: str(r["metric"])).items():
         for view, vrecs in group_by(mrecs, _view).items():
@@ -153,6 +158,7 @@ def _section(name: str, recs) -> SectionSpec:
             else:
                 figures.append(_plot(metric, view, vrecs))
     table = TableSpec([_row(r) for r in scalars]) if scalars else None
+    figures = [references.annotate(f, name, scalars, meta or {}, relative) for f in figures]
     return SectionSpec(name, _section_info(name), figures, table)
 
 
@@ -227,7 +233,8 @@ def _series_of(recs, axes) -> Callable[[dict], str]:
 
     fields = [k for k in fields if not names_point(k)]
     varying = [k for k in fields if len({hashable(r.get(k)) for r in recs}) > 1]
-    fields = varying or fields  # constant fields do not tell lines apart
+    # constant fields do not tell lines apart; when none varies, the model names the line
+    fields = varying or [k for k in fields if k in ("model", "run")] or fields
     if len(fields) == 1:
         return lambda r: "" if r.get(fields[0]) is None else str(r[fields[0]])
     return lambda r: ", ".join(f"{k}={r[k]}" for k in fields if r.get(k) is not None)

@@ -19,6 +19,7 @@ DPI = 110
 COLORS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#000000",
           "#F0E442")
 LINESTYLES = ("-", "--", ":", "-.")
+REF_GREYS = ("#555555", "#888888", "#333333")
 STYLE = {
     "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8.5,
     "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.grid": True, "grid.alpha": 0.3,
@@ -83,8 +84,22 @@ def _reference(label: str) -> tuple[str, bool]:
     return ", ".join(kept), ref
 
 
-def line_plot(series: dict, *, metric: str, x_label: str, title: str) -> bytes:
-    """One line per series ``{label: {"x", "y", "lo"?, "hi"?}}`` with an optional band."""
+def _references(ax, refs, vertical: bool = False) -> None:
+    """Grey reference lines (``references.RefLine``), dotted, each with its band."""
+    for i, r in enumerate(refs):
+        style = dict(color=REF_GREYS[i % len(REF_GREYS)], linestyle=(":", "-.", "--")[i % 3],
+                     linewidth=1.4, label=_short(f"{r.label}: {r.value:.4g}", 60), zorder=1)
+        (ax.axvline if vertical else ax.axhline)(r.value, **style)
+        if r.lo is not None and r.hi is not None:
+            (ax.axvspan if vertical else ax.axhspan)(r.lo, r.hi, color=style["color"],
+                                                     alpha=0.12, linewidth=0, zorder=0)
+
+
+def line_plot(series: dict, *, metric: str, x_label: str, title: str, refs=(),
+              ylim=None) -> bytes:
+    """One line per series ``{label: {"x", "y", "lo"?, "hi"?}}`` with an optional band;
+    ``refs`` drawn as grey horizontal lines, ``ylim`` the value range (None: automatic).
+    When every series has one point, points with error bars instead of lines."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     allx = [x for s in series.values() for x in s["x"]]
@@ -92,6 +107,7 @@ def line_plot(series: dict, *, metric: str, x_label: str, title: str) -> bytes:
     with _figure(7.0 if len(series) <= 4 else 8.6, 3.8) as (fig, buf):
         ax = fig.subplots()
         colours: dict[str, str] = {}
+        points = all(len(s["x"]) == 1 for s in series.values())
         for i, (label, s) in enumerate(series.items()):
             xs = [ticks.index(str(x)) for x in s["x"]] if ticks else s["x"]
             base, reference = _reference(label)
@@ -99,23 +115,37 @@ def line_plot(series: dict, *, metric: str, x_label: str, title: str) -> bytes:
             style = dict(color=colour, linestyle="--" if reference else
                          LINESTYLES[(len(colours) - 1) // len(COLORS) % len(LINESTYLES)])
             shown = f"{base} (closed form)" if reference else base
+            if points:  # one point per series: a marker with its interval, no line
+                err = None if s.get("lo") is None else [[s["y"][0] - s["lo"][0]],
+                                                       [s["hi"][0] - s["y"][0]]]
+                ax.errorbar(xs, s["y"], yerr=err, fmt="o", markersize=7, capsize=5,
+                            color=colour, label=_short(shown) if shown else None, zorder=3)
+                continue
             ax.plot(xs, s["y"], marker="o" if len(xs) <= 40 and not reference else None,
                     label=_short(shown) if shown else None, **style)
             if s.get("lo") is not None:
                 ax.fill_between(xs, s["lo"], s["hi"], color=style["color"], alpha=0.18,
                                 linewidth=0)
+        _references(ax, refs)
         if ticks:
             ax.set_xticks(range(len(ticks)), [_short(t, 12) for t in ticks])
+        elif points:
+            xs = sorted(set(allx))
+            ax.set_xticks(xs, [f"{x:g}" for x in xs])
+            pad = 0.5 * ((xs[-1] - xs[0]) or abs(xs[0]) or 1.0)
+            ax.set_xlim(xs[0] - pad, xs[-1] + pad)
         elif all(float(x).is_integer() for x in allx):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ylim is not None:
+            ax.set_ylim(*ylim)
         ax.set(xlabel=x_label, ylabel=metric_label(metric, "\n"), title=_short(title, 90))
         if metric_info(metric).get("scale") == "log" and all(
                 y > 0 for s in series.values() for y in s["y"]):
             ax.set_yscale("log")  # plain tick labels: mathtext is off (user text has '$')
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0e}"))
-        if len(series) > 4:
+        if len(series) + len(refs) > 4:
             ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
-        elif any(series):
+        elif any(series) or refs:
             ax.legend()
     return buf.getvalue()
 
@@ -151,9 +181,10 @@ def heatmap(panels: dict, *, metric: str, row_label: str, col_label: str,
     return buf.getvalue()
 
 
-def strip_plot(groups: dict, *, metric: str, title: str) -> bytes:
+def strip_plot(groups: dict, *, metric: str, title: str, refs=(), xlim=None) -> bytes:
     """Per-item values (e.g. one per prompt) as jittered points per group ``{label: [v]}``,
-    the mean marked with a black bar and its value."""
+    the mean marked with a black bar and its value; ``refs`` as grey vertical lines,
+    ``xlim`` the value range (None: automatic)."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -172,5 +203,10 @@ def strip_plot(groups: dict, *, metric: str, title: str) -> bytes:
         ax.set_yticks(range(len(groups)), [_short(g, 24) or "all" for g in groups])
         ax.set_ylim(len(groups) - 0.4, -0.75)  # first group on top
         ax.grid(axis="y", visible=False)
+        _references(ax, refs, vertical=True)
+        if refs:
+            ax.legend(loc="lower left", fontsize=7.5, framealpha=0.85, frameon=True)
+        if xlim is not None:
+            ax.set_xlim(*xlim)
         ax.set(xlabel=metric_label(metric), title=_short(title, 90))
     return buf.getvalue()
