@@ -1,9 +1,12 @@
 """Activation capture through forward hooks.
 
 ``iter_capture`` runs a causal LM over texts batch by batch and returns, for each batch, the
-residual stream at L+2 capture points — embedding output (HF's ``hidden_states[0]``), the
-output of each of the L blocks, and the final-norm output (HF's ``hidden_states[-1]``) —
-plus optional logits and per-layer *reduced* attention statistics. Only real (non-pad)
+residual stream at L+2 capture points — the input of the first block (the embedding output,
+HF's ``hidden_states[0]``), the output of each of the L blocks, and the final-norm output
+(HF's ``hidden_states[-1]``) — plus optional logits and per-layer *reduced* attention
+statistics. :func:`layout` finds the blocks in any Hugging Face decoder from its own
+structure (see there); an architecture without attention (Mamba) has residual-stream
+capture only. Only real (non-pad)
 tokens matter downstream: ``CaptureBatch.tokens(l)`` returns them. Hooks live for one
 forward call and are removed in a ``finally``, so an abandoned or failing iteration never
 leaves a model hooked.
@@ -11,28 +14,49 @@ leaves a model hooked.
 
 from __future__ import annotations
 
+import inspect
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..errors import NotApplicable
 from .longcontext import context_length
 
-# (embedding output, blocks, final norm) attribute names on the decoder module.
-_LAYOUTS = (
-    ("embed_tokens", "layers", "norm"),  # llama, mistral, qwen2, gemma 1-3 (gemma: √d inside)
-    ("drop", "h", "ln_f"),  # gpt2 / gpt-neo / gpt-j: hidden_states[0] is dropout(wte + wpe)
-)
-# Where the decoder sits inside the model ("" = the model itself is the decoder).
-_DECODER_PATHS = ("model.language_model", "model", "transformer", "language_model", "")
-_ATTENTION_NAMES = ("self_attn", "attn", "self_attention", "attention")
+NO_ATTENTION = "no attention in this architecture"
 
 
+class UnsupportedArchitecture(NotApplicable):
+    """Capture cannot find the decoder blocks of this model (a scan skips geometry)."""
+
+
+@dataclass
+class Layout:
+    """Where a causal LM's residual stream is read: ``blocks`` (the decoder blocks, in
+    order, the ``nn.ModuleList`` at ``blocks_path``), ``final`` (the module after the last
+    block whose output HF reports as ``hidden_states[-1]``, the final norm; None when the
+    model applies nothing there) and ``attention`` (block number 1..L → its attention
+    module; empty for an architecture without attention)."""
+
+    blocks: list
+    blocks_path: str
+    final: torch.nn.Module | None
+    final_path: str | None
+    attention: dict[int, torch.nn.Module] = field(default_factory=dict)
+    attention_path: str | None = None
+
+    def describe(self) -> dict:
+        """What run metadata records: the paths found and the attention coverage."""
+        return {"blocks": self.blocks_path, "n_blocks": len(self.blocks),
+                "final_norm": self.final_path or "(none: the last block's output)",
+                "attention": (f"{self.attention_path} in {len(self.attention)} of "
+                              f"{len(self.blocks)} blocks") if self.attention else NO_ATTENTION}
 @dataclass
 class CaptureBatch:
     """One batch of captured activations (tensors stay on the model's device).
@@ -75,36 +99,199 @@ def _is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def find_layers(model: torch.nn.Module) -> tuple[torch.nn.Module, list, torch.nn.Module]:
-    """(embedding-output module, decoder blocks, final norm) of a llama- or gpt2-style LM.
+_LAYOUT_CACHE: weakref.WeakKeyDictionary[torch.nn.Module, Layout] = \
+    weakref.WeakKeyDictionary()
 
-    The embedding module is the one whose output HF reports as ``hidden_states[0]``:
-    ``embed_tokens`` (gemma's scales by √d itself) or gpt2's ``drop`` after wte + wpe.
-    """
-    for path in _DECODER_PATHS:
-        dec = model
-        for part in filter(None, path.split(".")):
-            dec = getattr(dec, part, None)
-        if not isinstance(dec, torch.nn.Module):
+
+def _unsupported(model, why: str) -> UnsupportedArchitecture:
+    return UnsupportedArchitecture(
+        f"unsupported architecture {type(model).__name__}: {why}; capture needs a causal LM "
+        "whose decoder blocks are an nn.ModuleList beside its input embedding")
+
+
+def _block_list(model) -> tuple[str, torch.nn.ModuleList]:
+    """(path, list) of the decoder blocks: among the ``nn.ModuleList``s of one repeated class
+    whose parent also holds the input embedding (the decoder, on the path to the LM head;
+    not a vision tower, not experts inside a block), the one of ``num_hidden_layers`` blocks
+    with the most parameters."""
+    get = getattr(model, "get_input_embeddings", None)
+    try:
+        embed = get() if callable(get) else None
+    except NotImplementedError:
+        embed = None
+    names = {id(m): n for n, m in model.named_modules()}
+    if not isinstance(embed, torch.nn.Module) or id(embed) not in names:
+        raise _unsupported(model, "it has no input embedding (get_input_embeddings)")
+    embed_path = names[id(embed)]
+    config = getattr(model, "config", None)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    depth = getattr(text, "num_hidden_layers", None)
+    found = []
+    for name, mod in model.named_modules():
+        if not isinstance(mod, torch.nn.ModuleList) or len(mod) == 0 or \
+                len({type(b) for b in mod}) != 1:
             continue
-        for emb_name, blocks_name, norm_name in _LAYOUTS:
-            emb, blocks, norm = (getattr(dec, a, None) for a in (emb_name, blocks_name, norm_name))
-            if (isinstance(blocks, torch.nn.ModuleList) and len(blocks) > 0
-                    and isinstance(emb, torch.nn.Module) and isinstance(norm, torch.nn.Module)):
-                return emb, list(blocks), norm
-    raise ValueError(
-        f"unsupported architecture {type(model).__name__}: capture handles llama-style decoders "
-        "(model.embed_tokens / model.layers / model.norm) and gpt2-style ones "
-        "(transformer.drop / transformer.h / transformer.ln_f); pass a causal LM of one of these")
+        parent = name.rpartition(".")[0]
+        if parent and not embed_path.startswith(parent + "."):
+            continue
+        found.append((len(mod) == depth, sum(p.numel() for p in mod.parameters()), name, mod))
+    if not found:
+        raise _unsupported(model, "no nn.ModuleList of repeated blocks beside the embedding")
+    return max(found, key=lambda f: f[:2])[2:]
 
 
-def _attention_module(block: torch.nn.Module, number: int) -> torch.nn.Module:
-    for name in _ATTENTION_NAMES:
-        mod = getattr(block, name, None)
-        if isinstance(mod, torch.nn.Module):
-            return mod
-    raise ValueError(f"block {number} ({type(block).__name__}) has no self-attention submodule "
-                     f"named one of {_ATTENTION_NAMES}: attention capture does not support it")
+def _forward_kwargs(module, input_ids, mask, positions) -> dict:
+    """Inputs for ``module``'s forward: ids and mask, and position ids and ``use_cache=False``
+    where its signature names them (Bloom and Mamba take no position ids)."""
+    params = inspect.signature(module.forward).parameters
+    kw = {"input_ids": input_ids, "attention_mask": mask.long()}
+    if "position_ids" in params:
+        kw["position_ids"] = positions
+    if "use_cache" in params:
+        kw["use_cache"] = False
+    return kw
+
+
+def _probe(model, specs, *, eager: bool = False) -> tuple:
+    """Run the decoder once on 2 tokens with ``specs`` hooked (eval mode, restored after);
+    returns the input ids' shape."""
+    embedding = model.get_input_embeddings()
+    device = embedding.weight.device
+    ids = torch.tensor([[1, 2]], device=device) % embedding.num_embeddings
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    base = model.base_model
+    was_training = model.training
+    model.eval()
+    try:
+        with _eager_attention(model, eager), hooked(specs), torch.inference_mode():
+            base(**_forward_kwargs(base, ids, mask, torch.arange(2, device=device)[None]))
+    except Exception as exc:  # a forward that cannot run plain ids: say which model
+        raise _unsupported(model, f"a plain forward of its decoder failed ({exc})") from exc
+    finally:
+        model.train(was_training)
+    return tuple(ids.shape)
+
+
+def _final_module(model, path: str, blocks) -> tuple[str | None, torch.nn.Module | None]:
+    """The module whose output is ``hidden_states[-1]``: from one probe forward, the last
+    module (outside the blocks and their ancestors) to finish after the last block — the
+    final norm (OPT-350m: its project_out); None when nothing runs there. The probe also
+    checks that the blocks form a chain: each runs once, in order, on the previous block's
+    output (XLM's parallel lists of sublayers do not)."""
+    order: list = []
+    inputs: dict[int, Any] = {}
+    specs = []
+    number = {id(b): i for i, b in enumerate(blocks)}
+    for name, mod in model.named_modules():
+        inside = name.startswith(path + ".") and id(mod) not in number
+        if inside or name == path or path.startswith(name + ".") or not name:
+            continue
+
+        def hook(module, args, output, name=name):
+            order.append((name, module, output[0] if isinstance(output, (tuple, list))
+                          else output))
+        specs.append((mod, hook, False, False))
+    for i, block in enumerate(blocks):
+        def take(module, args, kwargs, i=i):
+            inputs[i] = args[0] if args else kwargs.get("hidden_states")
+        specs.append((block, take, True, True))
+    shape = _probe(model, specs)
+    ran = [(number[id(m)], out) for _, m, out in order if id(m) in number]
+    chain = all(isinstance(out, torch.Tensor) and isinstance(inputs.get(i + 1), torch.Tensor)
+                and out.shape == inputs[i + 1].shape and torch.equal(out, inputs[i + 1])
+                for i, out in ran[:-1])
+    if [i for i, _ in ran] != list(range(len(blocks))) or not chain:
+        raise _unsupported(model, f"the blocks of {path} do not run once each, in order, "
+                           "each on the previous one's output")
+    last = max(k for k, (_, m, _) in enumerate(order) if id(m) in number)
+    after = [(n, m) for n, m, out in order[last + 1:]
+             if isinstance(out, torch.Tensor) and out.dim() == 3 and out.shape[:2] == shape]
+    return after[-1] if after else (None, None)
+
+
+def _attention_of(block) -> tuple[str, torch.nn.Module] | None:
+    """(local path, module) of the first submodule of ``block`` whose class name ends in
+    "Attention" (LlamaAttention, GPTNeoXAttention, FalconAttention, …); None without one."""
+    for name, mod in block.named_modules():
+        if name and type(mod).__name__.endswith("Attention"):
+            return name, mod
+    return None
+
+
+def _attention_modules(model, blocks) -> tuple[dict[int, torch.nn.Module], str | None]:
+    """(block number → attention module, its local path) for the blocks whose attention
+    returns softmax probabilities (B, H, T, T) under eager attention, found by a probe
+    forward; linear-attention, recurrent (RWKV, Mamba) and state-space mixers have none."""
+    candidates = {i: a for i, a in enumerate(map(_attention_of, blocks), 1) if a is not None}
+    found: dict[int, torch.nn.Module] = {}
+
+    def check(i):
+        def hook(module, args, output):
+            probs = output[1] if isinstance(output, (tuple, list)) and len(output) > 1 else None
+            if isinstance(probs, torch.Tensor) and probs.dim() == 4 and \
+                    probs.shape[0] == 1 and probs.shape[-2:] == (2, 2):
+                found[i] = module
+        return hook
+
+    if candidates:
+        _probe(model, [(m, check(i), False, False) for i, (_, m) in candidates.items()],
+               eager=True)
+    return dict(sorted(found.items())), (candidates[min(found)][0] if found else None)
+
+
+def layout(model: torch.nn.Module) -> Layout:
+    """The :class:`Layout` of a causal LM, found from its own structure (cached per model):
+    the blocks (:func:`_block_list`), the final norm (:func:`_final_module`) and the
+    attention of each block that has softmax attention (:func:`_attention_modules`).
+    :class:`UnsupportedArchitecture` (a ``NotApplicable``) says why when there are none."""
+    if not isinstance(model, torch.nn.Module):
+        raise UnsupportedArchitecture(f"unsupported architecture {type(model).__name__}: "
+                                      "pass a torch causal LM")
+    if model in _LAYOUT_CACHE:
+        return _LAYOUT_CACHE[model]
+    path, blocks = _block_list(model)
+    blocks = list(blocks)
+    final_path, final = _final_module(model, path, blocks)
+    attention, attention_path = _attention_modules(model, blocks)
+    found = Layout(blocks, path, final, final_path, attention, attention_path)
+    _LAYOUT_CACHE[model] = found
+    return found
+
+
+def find_layers(model: torch.nn.Module) -> tuple[torch.nn.Module, list, torch.nn.Module]:
+    """(input embedding, decoder blocks, final norm) of a causal LM (see :func:`layout`);
+    the final norm is ``nn.Identity`` when the model applies none after the last block."""
+    found = layout(model)
+    return (model.get_input_embeddings(), found.blocks,
+            found.final if found.final is not None else torch.nn.Identity())
+
+
+def point_hooks(found: Layout, wanted, keep: Callable[[int, torch.Tensor], Any]) -> list:
+    """Hook registrations ``(module, hook, with_kwargs, pre)`` that call ``keep(index,
+    hidden)`` for each capture point in ``wanted``: 0 = the first block's input, l = block
+    l's output, L+1 = the final module's output (block L's when there is none)."""
+    n = len(found.blocks) + 2
+
+    def first_input(module, args, kwargs):
+        h = args[0] if args and isinstance(args[0], torch.Tensor) else kwargs.get(
+            "hidden_states")
+        keep(0, h)
+
+    def output(index):
+        def hook(module, args, out):
+            keep(index, out[0] if isinstance(out, (tuple, list)) else out)
+        return hook
+
+    specs = []
+    for i in sorted(wanted):
+        if i == 0:
+            specs.append((found.blocks[0], first_input, True, True))
+        elif i < n - 1 or found.final is None:
+            specs.append((found.blocks[i - 1] if i < n - 1 else found.blocks[-1], output(i),
+                          False, False))
+        else:
+            specs.append((found.final, output(i), False, False))
+    return specs
 
 
 def _allowed_keys(attn_mask: Any, mask: torch.Tensor) -> torch.Tensor:
@@ -172,8 +359,9 @@ def _warn_truncated(index: int, n_tokens: int, max_length: int) -> None:
                   "pass a larger max_length or shorter texts", stacklevel=4)
 
 
-def _encode(tokenizer, texts: list, offset: int, max_length: int, on_truncate) -> tuple:
-    """(input_ids, mask) padded on ``tokenizer.padding_side``; truncation is reported."""
+def _encode(tokenizer, texts: list, offset: int, max_length: int, on_truncate,
+            left: bool) -> tuple:
+    """(input_ids, mask) padded on the left or right; truncation is reported."""
     for i, t in enumerate(texts):
         if not isinstance(t, str):
             raise ValueError(f"text {offset + i} is a {type(t).__name__}, not a str: pass strings")
@@ -191,7 +379,6 @@ def _encode(tokenizer, texts: list, offset: int, max_length: int, on_truncate) -
     width = max(map(len, ids))
     input_ids = torch.full((len(ids), width), tokenizer.pad_token_id, dtype=torch.long)
     mask = torch.zeros((len(ids), width), dtype=torch.bool)
-    left = tokenizer.padding_side == "left"
     for i, seq in enumerate(ids):
         cols = slice(width - len(seq), width) if left else slice(0, len(seq))
         input_ids[i, cols] = torch.tensor(seq, dtype=torch.long)
@@ -201,24 +388,36 @@ def _encode(tokenizer, texts: list, offset: int, max_length: int, on_truncate) -
 
 @contextmanager
 def _eager_attention(model, needed: bool):
-    """Temporarily switch to eager attention, the only kind that returns probabilities."""
+    """Temporarily switch to eager attention, the only kind that returns probabilities:
+    ``set_attn_implementation`` where the model supports it, else (Falcon, which reads its
+    config at each forward) the config's ``_attn_implementation``."""
     impl = getattr(model.config, "_attn_implementation", None)
     if not needed or impl in (None, "eager"):
         yield
         return
-    model.set_attn_implementation("eager")
+    dynamic = getattr(type(model), "_can_set_attn_implementation", lambda: True)()
+
+    def use(name):
+        if dynamic:
+            model.set_attn_implementation(name)
+        else:
+            model.config._attn_implementation = name
+
+    use("eager")
     try:
         yield
     finally:
-        model.set_attn_implementation(impl)
+        use(impl)
 
 
 @contextmanager
-def _hooks(registrations):
+def hooked(registrations):
+    """Register ``(module, hook, with_kwargs, pre)`` forward (pre-)hooks for the block."""
     handles = []
     try:
-        for module, fn, with_kwargs in registrations:
-            handles.append(module.register_forward_hook(fn, with_kwargs=with_kwargs))
+        for module, fn, with_kwargs, pre in registrations:
+            register = module.register_forward_pre_hook if pre else module.register_forward_hook
+            handles.append(register(fn, with_kwargs=with_kwargs))
         yield
     finally:
         for h in handles:
@@ -245,14 +444,12 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
-def _hook_specs(points, wanted, attn_modules, reducer, mask, hidden, attention) -> list:
-    """(module, hook, with_kwargs) triples that fill ``hidden`` and ``attention`` in place."""
+def _hook_specs(found: Layout, wanted, reducer, mask, hidden, attention) -> list:
+    """Hook registrations (see :func:`point_hooks`) that fill ``hidden`` and ``attention``
+    in place."""
 
-    def keep(index):
-        def hook(module, args, output):
-            out = output[0] if isinstance(output, (tuple, list)) else output
-            hidden[index] = out.to(torch.float32)
-        return hook
+    def keep(index, h):
+        hidden[index] = h.to(torch.float32)
 
     def reduce(number):
         def hook(module, args, kwargs, output):
@@ -264,8 +461,10 @@ def _hook_specs(points, wanted, attn_modules, reducer, mask, hidden, attention) 
             attention[number] = reducer(number, probs, allowed)
         return hook
 
-    specs = [(points[i], keep(i), False) for i in sorted(wanted)]
-    return specs + [(m, reduce(i), True) for i, m in enumerate(attn_modules, 1)]
+    specs = point_hooks(found, wanted, keep)
+    if reducer is None:
+        return specs
+    return specs + [(m, reduce(i), True, False) for i, m in found.attention.items()]
 
 
 def iter_capture(model, tokenizer, texts: Iterable[str], *, batch_size: int = 8,
@@ -281,13 +480,16 @@ def iter_capture(model, tokenizer, texts: Iterable[str], *, batch_size: int = 8,
     ``on_truncate(index, n_tokens, max_length)`` or a warning. ``layers``: indices into the
     L+2 capture points to keep (default all). ``attention_reducer(l, probs, mask)`` runs
     inside block l's attention hook with probs (B, H, T, T) and the (B, T, T) bool mask of
-    keys each real query may attend to; eager attention is switched on for the call.
+    keys each real query may attend to; eager attention is switched on for the call (an
+    architecture without attention yields ``attention == {}``: see ``layout(model)``).
     ``device``: where inputs go (default: the input embedding's device). ``progress(n)`` is
     called with the number of texts after each batch. Position ids count real tokens only,
-    so a text's activations do not depend on the padding around it.
+    so a text's activations do not depend on the padding around it; texts are padded on
+    ``tokenizer.padding_side``, but on the right for a model whose forward takes no
+    position ids.
     """
-    embed, blocks, norm = find_layers(model)
-    n = len(blocks) + 2
+    found = layout(model)
+    n = len(found.blocks) + 2
     names = ["embed", *(f"block_{i}" for i in range(1, n - 1)), "final_norm"]
     wanted = _layer_set(layers, n)
     batch_size = _positive_int(batch_size, "batch_size")
@@ -308,23 +510,22 @@ def iter_capture(model, tokenizer, texts: Iterable[str], *, batch_size: int = 8,
                          "set tokenizer.pad_token = tokenizer.eos_token")
     if device is None:
         device = model.get_input_embeddings().weight.device
-    attn_modules = []
-    if attention_reducer is not None:
-        attn_modules = [_attention_module(b, i) for i, b in enumerate(blocks, 1)]
     forward = model if logits else model.base_model
+    eager = attention_reducer is not None and bool(found.attention)
+    # left padding only where real-token positions can be passed: a model that takes no
+    # position ids (Bloom, Mamba, RWKV) is padded on the right, after its real tokens
+    left = tokenizer.padding_side == "left" and "position_ids" in inspect.signature(
+        forward.forward).parameters
     source, offset = iter(texts), 0
     while chunk := list(islice(source, batch_size)):
-        input_ids, mask = _encode(tokenizer, chunk, offset, max_length, on_truncate)
+        input_ids, mask = _encode(tokenizer, chunk, offset, max_length, on_truncate, left)
         input_ids, mask = input_ids.to(device), mask.to(device)
         hidden: list[torch.Tensor | None] = [None] * n
         attention = {} if attention_reducer is not None else None
-        specs = _hook_specs([embed, *blocks, norm], wanted, attn_modules, attention_reducer,
-                            mask, hidden, attention)
+        specs = _hook_specs(found, wanted, attention_reducer, mask, hidden, attention)
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-        with (_eager_attention(model, attention_reducer is not None), _hooks(specs),
-              torch.inference_mode()):
-            out = forward(input_ids=input_ids, attention_mask=mask.long(),
-                          position_ids=positions, use_cache=False)
+        with _eager_attention(model, eager), hooked(specs), torch.inference_mode():
+            out = forward(**_forward_kwargs(forward, input_ids, mask, positions))
         out_logits = out.logits.to(torch.float32) if logits else None
         yield CaptureBatch(input_ids, mask, hidden, out_logits, attention, names, offset)
         offset += len(chunk)

@@ -20,7 +20,7 @@ import torch
 
 from ..errors import NotApplicable
 from ..params import check_int
-from .capture import find_layers
+from .capture import hooked, layout, point_hooks
 from .longcontext import context_length
 from .decoding import DecodeModel, stop_ids
 
@@ -69,21 +69,14 @@ def answer_cue(tokenizer, cue: str = "The answer is") -> str:
 
 
 @contextmanager
-def _last_position_hooks(modules, out: list):
-    """Forward hooks storing each module's output at the last position into ``out[i]``."""
+def _last_position_hooks(found, out: list):
+    """Hooks storing each capture point's state at the last position into ``out[i]``."""
 
-    def keep(i):
-        def hook(module, args, output):
-            h = output[0] if isinstance(output, (tuple, list)) else output
-            out[i] = h[:, -1, :].to(torch.float32)
-        return hook
+    def keep(i, h):
+        out[i] = h[:, -1, :].to(torch.float32)
 
-    handles = [m.register_forward_hook(keep(i)) for i, m in enumerate(modules)]
-    try:
+    with hooked(point_hooks(found, range(len(out)), keep)):
         yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def _encode_all(tokenizer, texts) -> list[list[int]]:
@@ -115,9 +108,8 @@ def readout(model, tokenizer, texts: list[str], *, max_new_tokens: int = 8,
         raise NotApplicable(f"text {longest} has {len(ids[longest])} tokens; with "
                          f"{max_new_tokens} new tokens that exceeds the model's {ctx}-token "
                          "context: shorten the texts (e.g. fewer reasoning tokens)")
-    embed, blocks, norm = find_layers(model)
-    points = [embed, *blocks, norm]
-    names = ["embed", *(f"block_{i}" for i in range(1, len(blocks) + 1)), "final_norm"]
+    found = layout(model)
+    names = ["embed", *(f"block_{i}" for i in range(1, len(found.blocks) + 1)), "final_norm"]
     lm = DecodeModel(model, device)
     stop = torch.tensor(stop_ids(model, tokenizer, True), dtype=torch.long, device=lm.device)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(stop[0])
@@ -131,10 +123,10 @@ def readout(model, tokenizer, texts: list[str], *, max_new_tokens: int = 8,
         with torch.inference_mode():
             for start in range(0, n, batch_size):
                 rows = order[start:start + batch_size]
-                h, lg, cont = _batch(lm, points, [ids[i] for i in rows], max_new_tokens,
-                                     stop, pad)
+                h, lg, cont = _batch(lm, found, len(names), [ids[i] for i in rows],
+                                     max_new_tokens, stop, pad)
                 if hidden is None:
-                    hidden = np.zeros((len(points), n, h.shape[-1]), dtype=np.float32)
+                    hidden = np.zeros((len(names), n, h.shape[-1]), dtype=np.float32)
                     logits = np.zeros((n, lg.shape[-1]), dtype=np.float32)
                 hidden[:, rows] = h
                 logits[rows] = lg
@@ -147,15 +139,16 @@ def readout(model, tokenizer, texts: list[str], *, max_new_tokens: int = 8,
     return Readout(hidden, logits, continuation, [len(x) for x in ids], names)
 
 
-def _batch(lm: DecodeModel, points, rows: list[list[int]], max_new_tokens: int, stop, pad):
+def _batch(lm: DecodeModel, found, n_points: int, rows: list[list[int]], max_new_tokens: int,
+           stop, pad):
     """(hidden (P, B, D), logits (B, V), continuation token ids) of one left-padded batch."""
     width = max(map(len, rows))
     inp = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=lm.device)
     mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows],
                         device=lm.device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    captured: list = [None] * len(points)
-    with _last_position_hooks(points, captured):
+    captured: list = [None] * n_points
+    with _last_position_hooks(found, captured):
         logits, cache = lm.step(inp, None, mask, pos)
     hidden = torch.stack(captured).cpu().numpy()
     first = logits.to(torch.float32).cpu().numpy()
