@@ -219,3 +219,16 @@ def test_lm_judge_on_the_embedded_model_matches_a_direct_forward_pass():
     assert len(yes) == len(no) == 1
     assert j.cache[a, b] == pytest.approx(float(logp[yes[0]] - logp[no[0]]), abs=1e-4)
     assert eq[0, 1] == (j.cache[a, b] + j.cache[b, a] > 0)
+
+
+def test_the_report_states_the_judge_and_its_known_limit():
+    from collapsekit.report.layout import plan
+
+    recs = [{"metric": "semantic_entropy", "value": v, "section": "diversity", "prompt_id": p,
+             "model": "m", "judge": "cosine:0.9"} for p, v in ((0, 0.1), (1, 0.5))]
+    recs.append({"metric": "mean_interpretation_entropy", "value": 1.0, "section": "ambiguity",
+                 "decoding": "sampling", "judge": "nli:org/x"})
+    diversity, ambiguity = plan(recs)
+    caption = diversity.plots[0].caption
+    assert "Meaning classes by the cosine:0.9 judge; known limit: embedding cosine" in caption
+    assert ambiguity.table.rows[0].note.startswith("Meaning classes by the nli:org/x judge")

@@ -210,28 +210,31 @@ CATALOG: dict[str, MetricInfo] = {
     # meaning classes, per prompt (studies/diversity.py, metrics/uncertainty.py)
     "semantic_entropy": _m(
         "semantic entropy (nats)", "low", "nats", "metrics.semantic_entropy",
-        "Farquhar et al. 2024 (Nature), discrete form; classes by embedding cosine ≥ 0.9 "
-        "instead of the paper's bidirectional NLI entailment",
+        "Farquhar et al. 2024 (Nature), discrete form; classes by the record's judge: the "
+        "paper's bidirectional NLI entailment with --judge nli:MODEL, embedding cosine ≥ 0.9 "
+        "by default",
         "entropy of the meaning-class frequencies of the k samples; 0 = one meaning."),
     "semantic_entropy_likelihood": _m(
         "semantic entropy, likelihood form (nats)", "low", "nats", "metrics.semantic_entropy",
-        "Farquhar et al. 2024 (Rao–Blackwellised form of Kuhn, Gal & Farquhar 2023); Kuhn et "
-        "al.'s code also shifts log p(C) by 5",
+        "Farquhar et al. 2024 (Rao–Blackwellised form of Kuhn, Gal & Farquhar 2023); sequence "
+        "log-prob = mean token log-prob, as both reference codes (seq_logprob=sum: the sum); "
+        "Kuhn et al.'s code also shifts log p(C) by 5",
         "−Σ p̄(C) log p̄(C), p̄(C) ∝ Σ exp(sequence log-prob) of the class's samples."),
     "num_semantic_sets": _m(
         "number of semantic sets", "low", "classes", "metrics.num_semantic_sets",
         "Lin, Trivedi & Sun 2023 (Generating with Confidence), U_NumSet; counted as "
-        "connected components (LM-Polygraph), the reference code counts first-member classes "
-        "(method='greedy')",
+        "connected components (LM-Polygraph); the reference code's chained assignment is "
+        "method='lin'",
         "connected components of the 'same meaning' graph of the k samples."),
     "num_distinct_classes": _m(
         "distinct meaning classes", "low", "classes", "metrics.num_distinct_classes",
-        "Zhang et al. 2025 (NoveltyBench), distinct_k; classes here from the "
-        "embedding-cosine judge",
+        "Zhang et al. 2025 (NoveltyBench), distinct_k; classes here from the record's "
+        "judge (default embedding cosine)",
         "number of meaning classes among the k samples (first-member assignment)."),
     "eigv": _m("EigV (soft number of meanings)", "low", "classes", "metrics.eigv",
-               "Lin, Trivedi & Sun 2023 (Generating with Confidence), U_EigV; W = max(cos, "
-               "0) with unit diagonal, as the reference code sets it",
+               "Lin, Trivedi & Sun 2023 (Generating with Confidence), U_EigV; W from the "
+               "judge (cosine: max(cos, 0); nli: mean entailment probability) with unit "
+               "diagonal, as the reference code sets it",
                "Σ_k max(0, 1 − λ_k) over the normalised graph Laplacian of the similarity; 1 "
                "= one clique of meaning."),
     "degmat": _m("DegMat", "low", "", "metrics.degmat",
@@ -404,8 +407,8 @@ CATALOG: dict[str, MetricInfo] = {
         "share of items whose most probable reading is the intended one."),
     "interpretation_entropy": _m(
         "interpretation entropy (bits)", "low", "bits", "metrics.state_entropy",
-        "Saito 2026 (NRR-Phi); meaning classes by embedding cosine with Kuhn et al.'s "
-        "first-member rule",
+        "Saito 2026 (NRR-Phi); meaning classes by the record's judge (default embedding "
+        "cosine ≥ 0.6) with Kuhn et al.'s first-member rule",
         "entropy of meaning classes among k sampled answers (NRR-Phi); the greedy baseline "
         "is 0."),
     "num_interpretations": _m(
@@ -826,6 +829,25 @@ CATALOG: dict[str, MetricInfo] = {
         "held-out probe balanced accuracy at the layer with the subspace erased, the "
         "divergence fitted on each training fold only."),
 }
+
+
+# The known limit of each meaning judge (records' ``judge`` field, models/judges.py).
+JUDGE_LIMITS = {
+    "cosine": "embedding cosine measures topic and wording, not meaning: an answer and its "
+              "negation can share a class, and paraphrases can fall below the threshold "
+              "(see the judge table in the README).",
+    "nli": "an NLI classifier judges short answers out of context (without the question); "
+           "strict bidirectional entailment splits answers that differ in detail.",
+    "lm": "a small LM judge is near chance and leans toward one reply; check its accuracy "
+          "on the bundled pairs (benchmarks/judge_accuracy.py).",
+}
+
+
+def judge_note(judge: str) -> str:
+    """'Meaning classes by the <judge> judge; known limit: …' for a record's judge field."""
+    limit = JUDGE_LIMITS.get(str(judge).split(":", 1)[0], "")
+    return f"Meaning classes by the {judge} judge" + (f"; known limit: {limit}" if limit
+                                                      else ".")
 
 
 def lookup(name: str) -> MetricInfo | None:

@@ -3,8 +3,8 @@ entropy, number of semantic sets, EigV/Deg, ambiguity interpretations).
 
 A judge is named by a spec (``--judge``):
   ``cosine[:T]``  embedding cosine >= T (offline default; T defaults to the study's
-                  ``threshold``). Known limit: cosine measures topic and wording, not
-                  meaning: "Yes, X." and "No, not X." are near 1.
+                  ``threshold``). Each kind's known limit, shown in the report, is in
+                  ``metrics.catalog.JUDGE_LIMITS``.
   ``nli:MODEL``   bidirectional entailment (Kuhn, Gal & Farquhar 2023, "Semantic
                   Uncertainty", ICLR): a and b are equivalent when an NLI classifier's top
                   label is entailment for (a ⇒ b) and for (b ⇒ a). MODEL is any Hugging
@@ -30,14 +30,6 @@ from pathlib import Path
 import numpy as np
 
 KINDS = ("cosine", "nli", "lm")
-LIMITS = {
-    "cosine": "Embedding cosine measures topic and wording, not meaning: an answer and its "
-              "negation can share a class, and paraphrases can fall below the threshold.",
-    "nli": "An NLI classifier judges short answers out of context (without the question); "
-           "strict bidirectional entailment splits answers that differ in detail.",
-    "lm": "A small LM judge is close to chance and biased toward one answer; check its "
-          "accuracy on the bundled pairs (benchmarks/judge_accuracy.py) before trusting it.",
-}
 ALIASES = {"smollm2": "embedded:smollm2-135m-instruct", "gemma3": "embedded:gemma3-270m"}
 ASK = ("Do these two answers mean the same thing?\nAnswer 1: {a}\nAnswer 2: {b}\n"
        "Reply with Yes or No.")
@@ -54,10 +46,6 @@ class JudgeSpec:
     def name(self) -> str:
         """What records carry in their ``judge`` field, e.g. ``cosine:0.9``."""
         return f"{self.kind}:{self.arg}"
-
-    @property
-    def limit(self) -> str:
-        return LIMITS[self.kind]
 
 
 def parse_judge(text, threshold: float = 0.9) -> JudgeSpec:

@@ -17,7 +17,7 @@ import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from collapsekit.metrics.catalog import lookup
+from collapsekit.metrics.catalog import judge_note, lookup
 from collapsekit.report import references
 
 # Fields that are not scope: never axes, never series.
@@ -303,6 +303,7 @@ def _plot(metric: str, view: str, recs) -> PlotSpec:
     if merged:
         notes.insert(0, f"{merged} point(s) are means of several records (seeds or "
                         "prompts).")
+    notes += [judge_note(j) for j in dict.fromkeys(r["judge"] for r in recs if r.get("judge"))]
     info = lookup(metric)
     doc = info.doc if info else ""
     return PlotSpec(kind=kind, metric=metric, x=x, y=y, series=series, view=view,
@@ -318,4 +319,5 @@ def _row(rec: dict) -> Row:
                scope={k: v for k, v in rec.items() if k not in _NOT_SCOPE},
                value=rec.get("value"), ci=None if lo is None and hi is None else (lo, hi),
                direction=f"{info.collapse}er = collapse" if info and info.collapse else "",
-               note=str(rec.get("note") or ""))
+               note=str(rec.get("note") or (judge_note(rec["judge"]) if rec.get("judge")
+                                            else "")))
