@@ -81,12 +81,39 @@ def test_geometry_with_neural_collapse(tiny, tmp_path):
                  neural_collapse=True, nc_layer=("final_norm",), nc_min_count=2,
                  nc_heldout=4)
     data = json.loads((out / "metrics.json").read_text())
-    nc = {r["metric"]: r["value"] for r in data["records"]
-          if r.get("section") == "neural collapse"}
+    recs = [r for r in data["records"] if r.get("section") == "neural collapse"]
+    nc = {r["metric"]: r["value"] for r in recs}
     assert {"nc1", "cdnv", "equinorm_cv", "etf_error", "duality_error"} <= set(nc)
+    # every NC record says K, D and the singleton handling; CDNV says its power
+    assert all((r["K"], r["D"], r["singletons"]) == (nc["n_classes"], 32, "exclude")
+               for r in recs)
+    assert [r["power"] for r in recs if r["metric"] == "cdnv"] == [1]
     assert nc["nc1"] > 0 and 0 <= nc["etf_error"]
     assert data["config"]["nc_heldout"] == 4 and data["config"]["nc_layer"] == ["final_norm"]
     assert (out / "tables" / "nc_class_counts.parquet").is_file()
+
+
+def test_neural_collapse_singletons_and_cdnv_power_options(tiny, tmp_path):
+    spec, texts = tiny
+    opts = dict(texts=texts, n=6, batch_size=4, max_length=32, neural_collapse=True,
+                nc_heldout=0, nc_min_count=1)  # 6 distinct texts: some next tokens once
+    run_geometry(spec, tmp_path / "p1", **opts)
+    run_geometry(spec, tmp_path / "lc", **opts, nc_singletons="include", nc_cdnv_power=2)
+    got = {}
+    for name in ("p1", "lc"):
+        data = json.loads((tmp_path / name / "metrics.json").read_text())
+        got[name] = {r["metric"]: r for r in data["records"]
+                     if r.get("section") == "neural collapse"}
+    p1, lc = got["p1"], got["lc"]
+    singles = p1["singleton_classes"]["value"]
+    assert singles > 0 and lc["singleton_classes"]["value"] == singles
+    assert lc["n_classes"]["value"] == p1["n_classes"]["value"] + singles
+    assert lc["nc1"]["K"] == lc["n_classes"]["value"] and lc["nc1"]["singletons"] == "include"
+    assert (p1["cdnv"]["power"], lc["cdnv"]["power"]) == (1, 2)
+    with pytest.raises(ValueError, match="nc_min_count=1"):
+        run_geometry(spec, tmp_path / "bad", **{**opts, "nc_min_count": 2},
+                     nc_singletons="include")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_neural_collapse_rides_along_the_geometry_pass(tiny, tmp_path, monkeypatch):

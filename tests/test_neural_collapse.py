@@ -257,6 +257,63 @@ def test_singleton_class_is_excluded_and_counted():
     assert top["n_classes"] == 3 and top["ignored_samples"] == 6
 
 
+def test_singletons_included_as_the_linguistic_collapse_code_does_by_hand():
+    # classes 0, 1 on a line at ±1 (spread s), class 2 seen once at (0, 3)
+    s = 0.5
+    x = np.array([[-1 - s, 0], [-1 + s, 0], [1 - s, 0], [1 + s, 0], [0, 3.0]])
+    y = np.array([0, 0, 1, 1, 2])
+    out = neural_collapse(x, y)
+    assert (out["n_classes"], out["dim"], out["singletons"]) == (2, 2, "exclude")
+    assert out["cdnv"] == pytest.approx(s * s / 4, rel=1e-13)
+    inc = neural_collapse(x, y, singletons="include")
+    assert (inc["n_classes"], inc["n_samples"], inc["singleton_classes"]) == (3, 5, 1)
+    assert inc["singletons"] == "include" and inc["cdnv_undefined_pairs"] == 0
+    # var = (s², s², 0); ‖μ0 − μ1‖² = 4, ‖μ0 − μ2‖² = ‖μ1 − μ2‖² = 1 + 9 = 10
+    pair = [(2 * s * s) / (2 * 4), s * s / (2 * 10), s * s / (2 * 10)]
+    assert inc["cdnv"] == pytest.approx(np.mean(pair), rel=1e-13)
+    assert neural_collapse(x, y, singletons="include", cdnv_power=2)["cdnv"] == pytest.approx(
+        np.mean([(2 * s * s) / (2 * 16), s * s / (2 * 100), s * s / (2 * 100)]), rel=1e-13)
+    # Σ_W: the singleton adds no scatter but counts in N (4 · s² / 5 on the first axis)
+    st = ClassMoments(3, 2).update(x, y).finalize(singletons="include")
+    assert st.sigma_w[0, 0] == pytest.approx(4 * s * s / 5, rel=1e-13)
+    assert st.variances[2] == 0.0
+
+
+def test_two_singletons_at_one_point_are_left_out_where_the_lc_code_gives_nan():
+    # classes 2 and 3 are seen once each, at the same point (the same context, two next
+    # tokens): var 0 and distance 0, 0/0 in their pair
+    s = 0.5
+    x = np.array([[-1 - s, 0], [-1 + s, 0], [1 - s, 0], [1 + s, 0], [0, 3.0], [0, 3.0]])
+    y = np.array([0, 0, 1, 1, 2, 3])
+    mu = np.array([[-1, 0], [1, 0], [0, 3], [0, 3]], dtype=float)
+    var = np.array([s * s, s * s, 0, 0])
+    d2 = ((mu[:, None] - mu[None]) ** 2).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lc = (var[:, None] + var[None]) / 2 / d2  # their CDNV matrix (p = 1)
+    iu = np.triu_indices(4, 1)
+    assert np.isnan(lc[iu].mean())  # the LC code's mean of the upper triangle
+    res = neural_collapse(x, y, singletons="include")
+    assert res["cdnv_undefined_pairs"] == 1
+    assert res["cdnv"] == pytest.approx(np.nanmean(lc[iu]), rel=1e-13)
+    # a variance above 0 at distance 0 stays infinite; no defined pair at all is NaN
+    assert cdnv(np.zeros((2, 2)), [1.0, 0.0]) == math.inf
+    assert math.isnan(cdnv(np.zeros((2, 2)), [0.0, 0.0]))
+
+
+def test_singleton_and_power_options_reject_bad_input():
+    x = np.array([[0.0], [1.0], [5.0]])
+    y = np.array([0, 0, 1])
+    with pytest.raises(ValueError, match="singletons must be one of"):
+        neural_collapse(x, y, singletons="lc")
+    with pytest.raises(ValueError, match="1 class\\(es\\) have 2 or more"):
+        neural_collapse(x, y)
+    assert neural_collapse(x, y, singletons="include")["n_classes"] == 2
+    with pytest.raises(ValueError, match="1 class\\(es\\) have 1 or more"):
+        neural_collapse(x[:2], y[:2], singletons="include", num_classes=2)
+    with pytest.raises(ValueError, match="p must be a positive number"):
+        cdnv(np.eye(2), [1.0, 1.0], p=True)
+
+
 # -- the LM stage --------------------------------------------------------------------------------
 def sentences(n, seed):
     rng = np.random.default_rng(seed)

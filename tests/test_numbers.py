@@ -205,6 +205,15 @@ def test_command_end_to_end_on_a_tiny_model(monkeypatch, capsys, tmp_path, digit
     kinds = {r["ablation"] for r in recs if r["metric"] == "numbers_ablation_task_accuracy"}
     assert kinds == {"none", "divergence", "random"}
     assert not (out / "index.html").exists()
+    # the summary judges the pressure ratio (peak divergence with / without pressure)
+    from collapsekit.report.summary import summarize
+
+    (ratio,) = [r for r in recs if r["metric"] == "numbers_pressure_divergence_ratio"]
+    peak = {c: max(r["value"] for r in recs if r["metric"] == "numbers_divergence_variance"
+                   and r["context"] == c) for c in ("parity", "parity_pressure")}
+    assert ratio["value"] == pytest.approx(peak["parity_pressure"] / peak["parity"])
+    (finding,) = [f for f in summarize(data["records"]) if f.section == "numbers"]
+    assert finding.value == pytest.approx(ratio["value"])
 
 
 @pytest.mark.parametrize("args, message", [

@@ -529,7 +529,8 @@ CATALOG: dict[str, MetricInfo] = {
     "cdnv": _m("CDNV", "low", "", "metrics.neural_collapse.cdnv",
                "Galanti, György & Hutter 2022; the Linguistic-Collapse code (Wu & Papyan "
                "2024) divides by ‖μ_i − μ_j‖⁴ (p=2)",
-               "mean over class pairs of (var_i + var_j) / (2‖μ_i − μ_j‖²)."),
+               "mean over class pairs of (var_i + var_j) / (2‖μ_i − μ_j‖^(2p)); the record's "
+               "power field is p (1 = Galanti et al., 2 = the LC code)."),
     "equinorm_cv": _m("NC2 equinorm CV", "low", "", "metrics.neural_collapse.equinorm_cv",
                       "Papyan, Han & Donoho 2020 (Fig. 2); population std, Papyan's notebook "
                       "uses ddof=1",
@@ -564,7 +565,9 @@ CATALOG: dict[str, MetricInfo] = {
     "n_classes": _m(
         "classes included", None, "count", "metrics.neural_collapse.collapse_metrics",
         "collapsekit (class statistics)",
-        "classes seen at least twice, used by the NC metrics."),
+        "K, the classes used by the NC metrics: seen at least twice (or once, with "
+        "singletons=include). Every NC record also carries K and D as fields: NC1 is "
+        "comparable only at similar K/D and unstable near K ≈ D."),
     "n_samples": _m(
         "samples included", None, "count", "metrics.neural_collapse.collapse_metrics",
         "collapsekit (class statistics)",
@@ -572,7 +575,13 @@ CATALOG: dict[str, MetricInfo] = {
     "singleton_classes": _m(
         "singleton classes", None, "count", "metrics.neural_collapse.collapse_metrics",
         "collapsekit (class statistics)",
-        "classes seen once, excluded (no within-class variance)."),
+        "classes seen once: excluded (no within-class variance), or with singletons=include "
+        "kept with variance 0 as the Linguistic-Collapse code does."),
+    "cdnv_undefined_pairs": _m(
+        "CDNV pairs left out (0/0)", None, "count", "metrics.neural_collapse.cdnv_pairs",
+        "collapsekit; the Linguistic-Collapse code gives NaN for such a pair",
+        "class pairs with coincident means and zero variances (e.g. two classes seen once in "
+        "the same context), whose CDNV ratio is 0/0: left out of the CDNV mean."),
     "unseen_classes": _m(
         "unseen classes", None, "count", "metrics.neural_collapse.collapse_metrics",
         "collapsekit (class statistics)",

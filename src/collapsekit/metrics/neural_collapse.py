@@ -23,10 +23,11 @@ import math
 
 import numpy as np
 
-from collapsekit.stats.classes import ClassMoments, ClassStats
+from collapsekit.stats.classes import SINGLETONS, ClassMoments, ClassStats
 from collapsekit.stats.moments import to_numpy64
 
-__all__ = ["neural_collapse", "collapse_metrics", "nc1", "cdnv", "equinorm_cv", "etf_error",
+__all__ = ["neural_collapse", "collapse_metrics", "nc1", "cdnv", "cdnv_pairs", "equinorm_cv",
+           "etf_error",
            "mean_cosine", "self_duality", "nc4_predictions", "ncc_agreement"]
 
 _U = np.finfo(np.float64).eps
@@ -91,19 +92,28 @@ def cdnv(centred_means, variances, *, p: float = 1, tile_bytes: int = _TILE_BYTE
     ``p = 1`` is the paper; ``p = 2`` reproduces the Linguistic-Collapse code (Wu & Papyan
     2024), which divides by ‖μ_i − μ_j‖⁴. Distances come from ‖a‖² + ‖b‖² − 2a·b in tiles
     of ≤ ``tile_bytes`` per array, upper triangle only; pairs where that cancels badly are
-    recomputed directly. Coincident means give ``inf``.
+    recomputed directly. Coincident means give ``inf``, except a pair with coincident
+    means *and* zero variances (e.g. two classes seen once at the same point): 0/0 is
+    undefined and that pair is left out of the mean (see :func:`cdnv_pairs`; the LC code
+    gives NaN there, which makes its whole mean NaN). NaN when no pair is defined.
     """
+    return cdnv_pairs(centred_means, variances, p=p, tile_bytes=tile_bytes)[0]
+
+
+def cdnv_pairs(centred_means, variances, *, p: float = 1,
+               tile_bytes: int = _TILE_BYTES) -> tuple[float, int]:
+    """(:func:`cdnv`, number of 0/0 pairs left out of its mean)."""
     m = _matrix(centred_means, "cdnv centred_means", rows=2)
     var = to_numpy64(variances)
     if var.shape != (len(m),) or not np.isfinite(var).all() or (var < 0).any():
         raise ValueError(f"cdnv: variances must be {len(m)} finite values >= 0 (one per class "
                          f"mean), got shape {var.shape}")
-    if not (isinstance(p, (int, float)) and p > 0):
+    if not (isinstance(p, (int, float)) and not isinstance(p, bool) and p > 0):
         raise ValueError(f"cdnv: p must be a positive number (1: paper, 2: LC code), got {p!r}")
     k = len(m)
     sq = np.einsum("ij,ij->i", m, m)
     step = max(1, int(tile_bytes) // (8 * k))
-    total = 0.0
+    total, undefined = 0.0, 0
     for i0 in range(0, k, step):
         i1 = min(k, i0 + step)
         d2 = sq[i0:i1, None] + sq[None, i0:] - 2.0 * (m[i0:i1] @ m[i0:].T)
@@ -114,11 +124,14 @@ def cdnv(centred_means, variances, *, p: float = 1, tile_bytes: int = _TILE_BYTE
             d2[rows, cols] = np.einsum("ij,ij->i", diff, diff)
         upper = np.triu(np.ones((i1 - i0, k - i0), dtype=bool), k=1)
         d2 = d2[upper]
-        if (d2 <= 0).any():
-            return math.inf
         num = (var[i0:i1, None] + var[None, i0:])[upper]
-        total += float(np.sum(num / (2.0 * d2 ** p)))
-    return total / (k * (k - 1) / 2)
+        zero = d2 <= 0
+        if (zero & (num > 0)).any():
+            return math.inf, undefined
+        undefined += int(zero.sum())
+        total += float(np.sum(num[~zero] / (2.0 * d2[~zero] ** p)))
+    pairs = k * (k - 1) // 2 - undefined
+    return (total / pairs if pairs else math.nan), undefined
 
 
 def equinorm_cv(centred_means, *, ddof: int = 0) -> float:
@@ -234,11 +247,14 @@ def ncc_agreement(features, class_means, classifier, *, bias=None) -> float:
 def collapse_metrics(stats: ClassStats, *, classifier=None, cdnv_power: float = 1,
                      rtol: float | None = None) -> dict:
     """All NC metrics of finalized class statistics; ``classifier`` (num_classes × D, row c
-    for class id c) adds NC3. Counts: included classes and samples, excluded singleton and
-    unseen classes, samples with untracked labels, and which global mean was used."""
+    for class id c) adds NC3. Also: the sizes K (``n_classes``) and D (``dim``), which set
+    how NC1 can be compared (Tr(Σ_W Σ_B⁺)/K is unstable when K ≈ D: Σ_B has rank ≤ K − 1,
+    so its smallest inverted eigenvalues blow up as K − 1 approaches D), counts (included
+    samples, singleton and unseen classes, samples with untracked labels, 0/0 CDNV pairs
+    left out), the global mean used, the singleton handling and the CDNV power."""
     m = stats.centred_means
-    out = {"nc1": nc1(stats.sigma_w, m, rtol=rtol),
-           "cdnv": cdnv(m, stats.variances, p=cdnv_power),
+    cd, undefined = cdnv_pairs(m, stats.variances, p=cdnv_power)
+    out = {"nc1": nc1(stats.sigma_w, m, rtol=rtol), "cdnv": cd,
            "equinorm_cv": equinorm_cv(m), "etf_error": etf_error(m)}
     out["cos_mean"], out["cos_std"] = mean_cosine(m)
     if classifier is not None:
@@ -247,9 +263,10 @@ def collapse_metrics(stats: ClassStats, *, classifier=None, cdnv_power: float = 
             raise ValueError(f"classifier must be (num_classes, {m.shape[1]}) with row c for "
                              f"class id c, got shape {w.shape}")
         out.update(self_duality(w[stats.classes], m))
-    out.update(n_classes=len(stats.classes), n_samples=stats.n_samples,
+    out.update(n_classes=len(stats.classes), dim=m.shape[1], n_samples=stats.n_samples,
                singleton_classes=stats.singleton_classes, unseen_classes=stats.unseen_classes,
-               ignored_samples=stats.ignored_samples, global_mean=stats.global_mean_kind,
+               ignored_samples=stats.ignored_samples, cdnv_undefined_pairs=undefined,
+               global_mean=stats.global_mean_kind, singletons=stats.singletons,
                cdnv_power=cdnv_power)
     return out
 
@@ -257,16 +274,21 @@ def collapse_metrics(stats: ClassStats, *, classifier=None, cdnv_power: float = 
 def neural_collapse(features, labels=None, *, classifier=None, num_classes: int | None = None,
                     max_classes: int | None = None, min_count: int = 1,
                     global_mean: str = "class_means", cdnv_power: float = 1,
-                    rtol: float | None = None) -> dict:
+                    singletons: str = "exclude", rtol: float | None = None) -> dict:
     """NC1, CDNV, NC2 (equinorm, ETF error, pairwise cosines) and, given ``classifier``
     (rows indexed by class id), NC3 of labelled features — see the module docstring.
 
     ``features``: (N, D) with integer ``labels`` (N,), or a :class:`ClassMoments` filled
     over a stream (``labels`` None). Classes kept: ``counts >= min_count``, the
     ``max_classes`` most frequent when given; then classes seen once are excluded (no
-    within-class variance) and counted in ``singleton_classes``. ``global_mean``:
-    "class_means" (default) or "sample"; ``cdnv_power``: see :func:`cdnv`.
+    within-class variance) and counted in ``singleton_classes``, or with
+    ``singletons="include"`` kept with variance 0 as the Linguistic-Collapse code does
+    (:meth:`ClassMoments.finalize`). ``global_mean``: "class_means" (default) or "sample";
+    ``cdnv_power``: see :func:`cdnv`.
     """
+    if singletons not in SINGLETONS:
+        raise ValueError(f"neural_collapse: singletons must be one of {SINGLETONS}, got "
+                         f"{singletons!r}")
     if isinstance(features, ClassMoments):
         if labels is not None or max_classes is not None or min_count != 1:
             raise ValueError("neural_collapse: with a ClassMoments pass no labels; choose "
@@ -286,11 +308,13 @@ def neural_collapse(features, labels=None, *, classifier=None, num_classes: int 
             raise ValueError(f"neural_collapse: label {int(lab.max())} is outside "
                              f"[0, {num_classes}); pass a larger num_classes")
         counts = np.bincount(lab, minlength=num_classes)
-        if (counts >= 2).sum() < 2:
-            raise ValueError(f"neural_collapse: {int((counts >= 2).sum())} class(es) have 2 or "
-                             "more samples; need at least 2 such classes: pass more data")
+        least = 1 if singletons == "include" else 2
+        if (counts >= least).sum() < 2:
+            raise ValueError(f"neural_collapse: {int((counts >= least).sum())} class(es) have "
+                             f"{least} or more samples; need at least 2 such classes: pass "
+                             "more data")
         acc = ClassMoments.from_counts(counts, x.shape[1], max_classes=max_classes,
                                        min_count=min_count)
         acc.update(x, lab)
-    return collapse_metrics(acc.finalize(global_mean=global_mean), classifier=classifier,
-                            cdnv_power=cdnv_power, rtol=rtol)
+    return collapse_metrics(acc.finalize(global_mean=global_mean, singletons=singletons),
+                            classifier=classifier, cdnv_power=cdnv_power, rtol=rtol)

@@ -65,6 +65,12 @@ SECTION_INFO = {
                 "L = rate + β·distortion (lower = more compressed), AMI with the human "
                 "categories (≈ 0 = the model's clusters ignore them) and, with typicality "
                 "ratings, Spearman ρ of closeness to the centroid (≈ 0 = nuance lost).",
+    "numbers": "The integers 0..n in plain, parity and primality contexts (and under social "
+               "pressure), per layer: the number token's class-agnostic (shared) and "
+               "class-specific (divergence) norm shares, probe accuracy, distortion against "
+               "the plain context; then the divergence erased at a layer vs a random "
+               "subspace of equal rank. Little divergence, or less under pressure (manifold "
+               "entanglement), with task accuracy near 0.5 = the classes collapse together.",
 }
 _DEFAULT_INFO = ("Each plot shows one metric; its axis label says which direction means "
                  "collapse where that is known.")

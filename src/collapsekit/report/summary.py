@@ -89,6 +89,9 @@ RULES: list[Rule] = [
          where={"k_vs_categories": "equal"}, bounds=(0.3, 0.1)),
     Rule("loss of the typicality gradient", "mean_typicality_spearman", "concepts", "bound",
          bounds=(0.2, 0.05)),
+    # numbers: peak divergence under social pressure / without; < 1 = manifold entanglement
+    Rule("manifold entanglement under pressure", "numbers_pressure_divergence_ratio",
+         "numbers", "bound", bounds=(0.9, 0.5)),
 ]
 
 

@@ -30,6 +30,7 @@ __all__ = ["ClassMoments", "ClassStats", "select_classes", "memory_bytes"]
 
 DEFAULT_MAX_BYTES = 4 * 2**30
 GLOBAL_MEANS = ("class_means", "sample")
+SINGLETONS = ("exclude", "include")  # classes seen once: left out, or kept with variance 0
 
 
 def memory_bytes(n_classes: int, dim: int, num_classes: int | None = None) -> int:
@@ -62,12 +63,15 @@ def select_classes(counts, *, max_classes: int | None = None, min_count: int = 1
 
 @dataclass
 class ClassStats:
-    """Finalized class statistics of the included classes (those with n_c >= 2).
+    """Finalized class statistics of the included classes (n_c >= 2, or >= 1 when
+    ``singletons="include"``).
 
     ``centred_means`` = μ_c − μ_G (K×D) with μ_G = ``global_mean`` ("class_means": the mean
     of the K class means, or "sample": the mean of the N included samples); ``variances``
     = var_c; ``sigma_w`` = Σ_W (D×D, 1/N). Classes tracked but seen once (no within-class
     variance) or never are excluded and counted; ``ignored_samples`` had untracked labels.
+    ``singletons``: how classes seen once were handled ("exclude" or "include", see
+    :meth:`ClassMoments.finalize`); they are counted in ``singleton_classes`` either way.
     """
 
     classes: np.ndarray
@@ -81,6 +85,7 @@ class ClassStats:
     unseen_classes: int
     ignored_samples: int
     global_mean_kind: str
+    singletons: str = "exclude"
 
     @property
     def means(self) -> np.ndarray:
@@ -213,16 +218,25 @@ class ClassMoments:
         return self
 
     # -- results ------------------------------------------------------------------------------
-    def finalize(self, *, global_mean: str = "class_means") -> ClassStats:
-        """Statistics of the classes seen at least twice (see :class:`ClassStats`)."""
+    def finalize(self, *, global_mean: str = "class_means",
+                 singletons: str = "exclude") -> ClassStats:
+        """Statistics of the classes seen at least twice (see :class:`ClassStats`).
+
+        ``singletons="include"`` also keeps the classes seen once, with within-class
+        variance exactly 0: the Linguistic-Collapse code (Wu & Papyan 2024) keeps every
+        class with count >= ``min_per_class`` (default 1) and its var_sums / counts is 0
+        (to float32 round-off) for a class seen once."""
         if global_mean not in GLOBAL_MEANS:
             raise self._err(f"global_mean must be one of {GLOBAL_MEANS}, got {global_mean!r}")
-        inc = self.n >= 2
+        if singletons not in SINGLETONS:
+            raise self._err(f"singletons must be one of {SINGLETONS}, got {singletons!r}")
+        least = 1 if singletons == "include" else 2
+        inc = self.n >= least
         k = int(inc.sum())
         if k < 2:
-            raise self._err(f"only {k} class(es) have 2 or more samples (of {self.moments.n} "
-                            "samples); neural collapse needs at least 2 such classes: pass "
-                            "more data or fewer classes")
+            raise self._err(f"only {k} class(es) have {least} or more samples (of "
+                            f"{self.moments.n} samples); neural collapse needs at least 2 "
+                            "such classes: pass more data or fewer classes")
         seen = self.n > 0
         n = self.n[seen].astype(np.float64)
         rel = self.sums[seen] / n[:, None]  # μ_c − s for every seen class
@@ -231,6 +245,7 @@ class ClassMoments:
         sigma_w = (scatter + scatter.T) / 2
         counts, rel_inc = self.n[inc], self.sums[inc] / self.n[inc][:, None]
         variances = np.maximum(self.sq[inc] / counts - np.einsum("ij,ij->i", rel_inc, rel_inc), 0)
+        variances[counts == 1] = 0.0  # one sample: no spread (not the formula's round-off)
         n_inc = int(counts.sum())
         centre = rel_inc.mean(axis=0) if global_mean == "class_means" else (
             counts @ rel_inc / n_inc)
@@ -239,7 +254,7 @@ class ClassMoments:
             global_mean=self.shift + centre, variances=variances, sigma_w=sigma_w / n_inc,
             n_samples=n_inc, singleton_classes=int((self.n == 1).sum()),
             unseen_classes=int((self.n == 0).sum()), ignored_samples=self.ignored,
-            global_mean_kind=global_mean)
+            global_mean_kind=global_mean, singletons=singletons)
 
     # -- persistence (plain arrays: .npz / safetensors, no pickle) ------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -291,6 +291,9 @@ def check(s) -> dict:
     corpus = _corpus(s)[0]
     if len(corpus) < 2:
         raise ValueError(f"geometry needs at least 2 texts, got {len(corpus)}")
+    if s.neural_collapse and s.nc_singletons == "include" and s.nc_min_count > 1:
+        raise ValueError(f"nc_singletons=include keeps classes seen once, but nc_min_count="
+                         f"{s.nc_min_count} drops them first: pass --param nc_min_count=1")
     return {"texts": str(s.texts) if s.texts else f"human:{s.human}", "n": len(corpus)}
 
 
@@ -302,7 +305,8 @@ def study_stage(run, lm, s) -> None:
 
     corpus, heldout = _corpus(s)
     acc = nc_study.Accumulators(lm, corpus, max_length=s.max_length, layers=s.nc_layer,
-                                max_classes=s.nc_max_classes, min_count=s.nc_min_count
+                                max_classes=s.nc_max_classes, min_count=s.nc_min_count,
+                                singletons=s.nc_singletons, cdnv_power=s.nc_cdnv_power
                                 ) if s.neural_collapse else None
     geo = stage(run, lm, corpus, batch_size=s.batch_size, max_length=s.max_length,
                 attention=s.attention, rank_collapse=s.rank_collapse,

@@ -108,6 +108,16 @@ def _nc4(lm, stats, w, b, texts, layer: int, *, batch_size: int, max_length: int
             "nc4_classifier_accuracy": tally[2] / n, "nc4_tokens": int(tally[3])}
 
 
+FIELDS = ("global_mean", "cdnv_power", "dim", "singletons")  # fields of records, not records
+
+
+def record_fields(res: dict) -> dict:
+    """Scope fields of every NC record from :func:`collapse_metrics` output: ``K`` and
+    ``D`` (NC1 = Tr(Σ_W Σ_B⁺)/K is comparable only at similar K/D; it is unstable near
+    K ≈ D) and the singleton handling (``singletons``)."""
+    return {"K": int(res["n_classes"]), "D": int(res["dim"]), "singletons": res["singletons"]}
+
+
 class Accumulators:
     """The neural-collapse accumulators of one pass: per wanted layer a float64
     :class:`ClassMoments` over the classes chosen from a tokenizer-only label count.
@@ -115,7 +125,8 @@ class Accumulators:
     pass, e.g. geometry's), then :meth:`finish`."""
 
     def __init__(self, lm, texts, *, layers=(_FINAL,), max_classes=None, min_count=1,
-                 max_length=256):
+                 max_length=256, singletons="exclude", cdnv_power=1):
+        self.singletons, self.cdnv_power = singletons, cdnv_power
         self.names = layer_names(lm.n_layers)
         self.wanted = resolve_layers(layers, self.names)
         self.w, self.b = unembedding(lm.model)
@@ -132,14 +143,17 @@ class Accumulators:
 
     def finish(self, run, lm, *, heldout_texts=None, batch_size=8, max_length=256,
                console=None) -> None:
-        """Metrics per layer (NC4 on ``heldout_texts`` at final_norm) into ``run``."""
+        """Metrics per layer (NC4 on ``heldout_texts`` at final_norm) into ``run``. Every
+        record carries K (classes included) and D (feature dimension), which decide whether
+        NC1 values are comparable (see :func:`record_fields`); cdnv carries its ``power``."""
         from .progress import progress_bar
 
         final = self.names.index(_FINAL)
         results, included = {}, None
         for l, acc in self.accs.items():
-            stats = acc.finalize()
-            results[l] = collapse_metrics(stats, classifier=self.w if l == final else None)
+            stats = acc.finalize(singletons=self.singletons)
+            results[l] = collapse_metrics(stats, classifier=self.w if l == final else None,
+                                          cdnv_power=self.cdnv_power)
             if included is None or l == final:
                 included = stats.classes
             if l == final and heldout_texts:
@@ -148,9 +162,12 @@ class Accumulators:
                                            batch_size=batch_size, max_length=max_length,
                                            tick=tick))
         for l, res in results.items():
+            fields = record_fields(res)
             for metric, value in res.items():
-                if metric not in ("global_mean", "cdnv_power"):
-                    run.add(metric, value, section=SECTION, layer=l, layer_name=self.names[l])
+                if metric not in FIELDS:
+                    extra = {"power": res["cdnv_power"]} if metric == "cdnv" else {}
+                    run.add(metric, value, section=SECTION, layer=l, layer_name=self.names[l],
+                            **fields, **extra)
         run.table("nc_class_counts", count_histogram(self.counts, included))
         run.meta(neural_collapse_tokens=int(self.counts.sum()),
                  neural_collapse_truncated_texts=self.truncated,
@@ -159,7 +176,8 @@ class Accumulators:
 
 
 def stage(run, lm, texts, *, layers=(_FINAL,), heldout_texts=None, max_classes=None,
-          min_count=1, batch_size=8, max_length=256, console=None) -> None:
+          min_count=1, batch_size=8, max_length=256, console=None, singletons="exclude",
+          cdnv_power=1) -> None:
     """Neural-collapse stage with its own forward pass: records per layer under section
     "neural collapse" and the table ``nc_class_counts``; skipped when ``run`` already holds
     it (resume)."""
@@ -168,7 +186,7 @@ def stage(run, lm, texts, *, layers=(_FINAL,), heldout_texts=None, max_classes=N
     if run.has("nc1", section=SECTION):
         return
     nc = Accumulators(lm, texts, layers=layers, max_classes=max_classes, min_count=min_count,
-                      max_length=max_length)
+                      max_length=max_length, singletons=singletons, cdnv_power=cdnv_power)
 
     def on_truncate(*_):
         nc.truncated += 1

@@ -79,6 +79,7 @@ def _where(context: str, classes: str | None, layer: int, name: str) -> dict:
 
 
 def _geometry(run, states, ys, points, names, s) -> None:
+    peak = {}
     for ctx, x in states.items():
         for task in ([task_of(ctx)] if task_of(ctx) else TASKS):
             curve = []
@@ -92,6 +93,7 @@ def _geometry(run, states, ys, points, names, s) -> None:
                 run.add("numbers_probe_accuracy",
                         probe_accuracy(x[li], ys[task], folds=s.folds, seed=s.seed)["accuracy"],
                         **where)
+            peak[(ctx, task)] = max(curve)
             ph = three_phases(curve)
             note = (f"peak at {names[points[ph['peak']]]}" + (
                 f", divergence from {names[points[ph['onset']]]}" if ph["found"] else
@@ -102,6 +104,13 @@ def _geometry(run, states, ys, points, names, s) -> None:
             for li, p in enumerate(points):
                 run.add("numbers_distortion", distortion(x[li], states["plain"][li]),
                         **_where(ctx, None, p, names[p]))
+    for task in TASKS:  # the paper's manifold entanglement: less divergence under pressure
+        ctx = f"{task}_pressure"
+        if (ctx, task) in peak and (task, task) in peak:
+            run.add("numbers_pressure_divergence_ratio",
+                    peak[(ctx, task)] / peak[(task, task)] if peak[(task, task)] else None,
+                    section=SECTION, context=ctx, classes=task,
+                    note=f"peak divergence share of the spread, {ctx} / {task}")
 
 
 def _ablations(run, lm, ctx, x, y, read, points, names, s, tick) -> None:
