@@ -815,6 +815,12 @@ CATALOG: dict[str, MetricInfo] = {
         "three phases over depth (1 = yes)", None, "", "metrics.numbers.three_phases", _NUM,
         "1 when the divergence share of the spread is low, rises to an interior peak and "
         "falls again (rule: metrics.numbers.three_phases); the note names the layers."),
+    "numbers_pressure_divergence_ratio": _m(
+        "divergence under social pressure / without", "low", "",
+        "metrics.numbers.component_shares", _NUM + " (manifold entanglement)",
+        "peak over layers of the divergence share of the spread in the pressure context "
+        "over the same in the plain task context; < 1 = pressure shrinks what separates the "
+        "classes (the paper's manifold entanglement)."),
     "numbers_task_accuracy": _m(
         "model task accuracy (balanced)", None, "fraction", "metrics.numbers.task_accuracy",
         _NUM, "balanced accuracy of the model's answer (' odd' vs ' even', ' yes' vs ' no' "
