@@ -5,7 +5,9 @@
   when the tokenizer splits it (``"blue jay"`` → mean of its token rows). No forward pass.
 - ``layer=l``: the residual stream at capture point l of ``models.capture`` (0 = the
   embedding output, 1..L = block outputs, L+1 = the final norm) with the item alone as the
-  text (after the tokenizer's BOS, if it adds one), averaged over the item's own tokens.
+  text after a document-start token (see ``_document_start``; without one the item sits at
+  position 0, the attention sink, whose states are ~100× larger: SmolLM2 block 15 norms
+  ~25 000 vs ~200), averaged over the item's own tokens.
 
 The item is tokenized with a leading space (``" robin"``) when ``prefix_space``: the form a
 word takes inside running text, which byte-level BPE and SentencePiece vocabularies spell
@@ -38,6 +40,18 @@ def item_token_ids(tokenizer, items: list[str], *, prefix_space: bool = True
     return ids
 
 
+def _document_start(tok) -> str:
+    """The token text to put before an item when the tokenizer adds none itself:
+    ``<|endoftext|>`` where the vocabulary has it (the GPT-2 / SmolLM2 document separator;
+    SmolLM2-Instruct's bos_token is the chat marker <|im_start|>, which turns some items
+    into attention sinks), else ``bos_token``; "" when the tokenizer adds its own BOS."""
+    if len(tok("a")["input_ids"]) > len(tok("a", add_special_tokens=False)["input_ids"]):
+        return ""
+    if "<|endoftext|>" in tok.get_vocab():
+        return "<|endoftext|>"
+    return tok.bos_token or ""
+
+
 def item_vectors(lm, items: list[str], *, layer: int | None = None, prefix_space: bool = True,
                  batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """((N, D) float64 vectors, (N,) token counts) of ``items`` (see the module docstring)."""
@@ -53,6 +67,9 @@ def item_vectors(lm, items: list[str], *, layer: int | None = None, prefix_space
         raise CollapsekitError(f"layer={layer} is out of range for this model: use 0 (the "
                                f"embedding output) .. {n_points - 1} (the final norm)")
     texts = [(" " + it) if prefix_space else it for it in items]
+    start = _document_start(tok)
+    if start:
+        texts = [start + t for t in texts]
     out = []
     for batch in iter_capture(model, tok, texts, batch_size=batch_size, layers=[layer]):
         h = batch.hidden[layer]
