@@ -130,7 +130,8 @@ def test_samples_first_n_per_prompt_in_details(page):
     _, html = page
     assert "sample-0-1" in html and "sample-1-1" in html
     assert "sample-0-2" not in html and "sample-1-2" not in html  # samples_per_prompt=2
-    assert html.count("<details><summary>prompt ") == 2
+    assert html.count("<details open><summary>prompt ") == 2  # the first two open
+    assert html.count("<summary>record</summary>") == 4
 
 
 def test_metric_info_and_labels():

@@ -23,6 +23,8 @@ from collapsekit.report import layout, plots, summary
 from collapsekit.results import GENERATOR, PLOTS_MANIFEST, ours, written_plots, REPORT, atomic_write, load_run, read_table
 
 _TEXT_COLUMNS = ("text", "sample", "output", "completion", "response")
+# sample tables the bundled studies write: all shown (a scan's studies each name theirs)
+_SAMPLE_TABLES = ("samples", "agent_texts", "ambiguity_samples")
 
 
 def e(x) -> str:
@@ -99,6 +101,7 @@ def _table(table: layout.TableSpec) -> str:
 def _section(spec: layout.SectionSpec, plots_dir: Path, used: set) -> str:
     return (f"<h2 id='{e(_slug('s', spec.name))}'>{e(spec.name)}</h2>"
             f"<p class='howto'>{e(spec.info)}</p>"
+            + "".join(f"<p class='warn'>{e(n)}</p>" for n in spec.notes)
             + "".join(_figure(spec.name, p, plots_dir, used) for p in spec.plots)
             + ("<h3>Values</h3>" + _table(spec.table) if spec.table else ""))
 
@@ -219,18 +222,20 @@ def _samples(run_dir: Path, name: str, per_prompt: int, max_prompts: int) -> str
     out = [head, f"<p class='note'>{e(n)} rows in {e(len(groups))} prompt group(s); showing "
                  f"up to {e(per_prompt)} per prompt{per} for the first "
                  f"{e(min(max_prompts, len(groups)))} prompt(s).</p>"]
-    for pid, rs in list(groups.items())[:max_prompts]:
+    for i, (pid, rs) in enumerate(list(groups.items())[:max_prompts]):
         by_model = layout.group_by(rs, lambda r: layout.hashable(r.get("model")))
         shown = [r for rr in by_model.values() for r in rr[:per_prompt]]
         prompt = rs[0].get("prompt")
         summary = (f"prompt {pid}" if pid is not None else "samples") + (
             f": {str(prompt)[:120]}" if prompt else "") + f" ({len(rs)} samples)"
         items = "".join(
-            f"<li><pre>{e(_clip(r.get(text_col)))}</pre><span class='meta'>"
-            + e(", ".join(f"{k}={_clip(v, 60)}" for k, v in r.items()
-                          if k not in (text_col, "prompt", "prompt_id") and v is not None))
-            + "</span></li>" for r in shown)
-        out.append(f"<details><summary>{e(summary)}</summary>"
+            f"<li><pre>{e(_clip(r.get(text_col)))}</pre><details class='record'><summary>"
+            "record</summary><dl class='meta'>"
+            + "".join(f"<dt>{e(k)}</dt><dd>{e(_clip(v, 300))}</dd>" for k, v in r.items()
+                      if k not in (text_col, "prompt", "prompt_id") and v is not None)
+            + "</dl></details></li>" for r in shown)
+        opened = " open" if i < 2 else ""  # the first two prompts open
+        out.append(f"<details{opened}><summary>{e(summary)}</summary>"
                    f"<ol class='samples'>{items}</ol></details>")
     return "".join(out)
 
@@ -267,8 +272,11 @@ def render(run_dir, *, samples_per_prompt: int = 3, max_prompts: int = 20,
     names = data.get("samples_table") or []
     names = [names] if isinstance(names, str) else list(names)
     if names:
+        names = list(dict.fromkeys([*(t for t in _SAMPLE_TABLES
+                                      if t in (data.get("tables") or {})), *names]))
         body.append("<h2 id='s-samples'>samples</h2><p class='howto'>Example outputs "
-                    "exactly as generated (click a prompt to open).</p>" + "".join(
+                    "exactly as generated, a few per prompt; click a prompt to open or "
+                    "close it, and a sample's “record” for its other fields.</p>" + "".join(
                         _samples(run_dir, str(n), samples_per_prompt, max_prompts)
                         for n in names))
     nav = "<a href='#summary'>summary</a> " + "".join(
