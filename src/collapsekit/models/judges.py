@@ -123,21 +123,24 @@ class _PairJudge:
     def __call__(self, texts, embeddings=None) -> tuple[np.ndarray, np.ndarray]:
         texts = [str(t) for t in texts]
         n = len(texts)
-        todo = list(dict.fromkeys((a, b) for a in texts for b in texts
-                                  if a != b and (a, b) not in self.cache))
+        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+        eq, w = np.ones((n, n), dtype=bool), np.ones((n, n))
+        for (i, j), (e, s) in zip(pairs, self.pairs([(texts[i], texts[j]) for i, j in pairs])):
+            eq[i, j] = eq[j, i] = e
+            w[i, j] = w[j, i] = s
+        return eq, w
+
+    def pairs(self, pairs) -> list[tuple[bool, float]]:
+        """(equivalent, similarity) of each (a, b); both directions scored in batches of the
+        pairs not yet cached; identical texts are equivalent without a model call."""
+        todo = list(dict.fromkeys(p for a, b in pairs for p in ((a, b), (b, a))
+                                  if a != b and p not in self.cache))
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start:start + self.batch_size]
             self.cache.update(zip(chunk, self._score(chunk)))
             self.scored += len(chunk)
-        eq, w = np.ones((n, n), dtype=bool), np.ones((n, n))
-        for i in range(n):
-            for j in range(i + 1, n):
-                if texts[i] != texts[j]:
-                    e, s = self._pair(self.cache[texts[i], texts[j]],
-                                      self.cache[texts[j], texts[i]])
-                    eq[i, j] = eq[j, i] = e
-                    w[i, j] = w[j, i] = s
-        return eq, w
+        return [(True, 1.0) if a == b else self._pair(self.cache[a, b], self.cache[b, a])
+                for a, b in pairs]
 
 
 class NliJudge(_PairJudge):
