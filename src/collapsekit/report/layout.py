@@ -18,12 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from collapsekit.metrics.catalog import judge_note, lookup
-from collapsekit.report import references
+from collapsekit.report import flags, references
 
 # Fields that are not scope: never axes, never series.
 _NOT_SCOPE = {"metric", "value", "study", "section", "ci_low", "ci_high", "note",
               "closed_form"}
 _AVERAGED = {"seed", "prompt_id"}  # averaged over in plots (points in strip plots)
+_IMPLIED = {"basis": "raw"}  # the value a field's absence stands for (series labels)
 SECTION_INFO = {
     "geometry": "How the hidden representations spread over dimensions, layer by layer: "
                 "rank-like metrics falling or anisotropy rising = representation collapse.",
@@ -141,6 +142,7 @@ class SectionSpec:
     info: str  # what the section measures and what collapse looks like
     plots: list[PlotSpec]
     table: TableSpec | None  # the records that are not plotted
+    notes: tuple = ()  # warnings from the records (report.flags): outlier layers, K/D
 
 
 def plan(records, meta: dict | None = None, depth: str = "auto") -> list[SectionSpec]:
@@ -165,7 +167,8 @@ def _section(name: str, recs, meta: dict | None = None, relative: bool = False) 
                 figures.append(_plot(metric, view, vrecs))
     table = TableSpec([_row(r) for r in scalars]) if scalars else None
     figures = [references.annotate(f, name, scalars, meta or {}, relative) for f in figures]
-    return SectionSpec(name, _section_info(name), figures, table)
+    return SectionSpec(name, _section_info(name), figures, table,
+                       tuple(flags.section_notes(recs)))
 
 
 def _section_info(name: str) -> str:
@@ -242,8 +245,14 @@ def _series_of(recs, axes) -> Callable[[dict], str]:
     # constant fields do not tell lines apart; when none varies, the model names the line
     fields = varying or [k for k in fields if k in ("model", "run")] or fields
     if len(fields) == 1:
-        return lambda r: "" if r.get(fields[0]) is None else str(r[fields[0]])
-    return lambda r: ", ".join(f"{k}={r[k]}" for k in fields if r.get(k) is not None)
+        return lambda r: "" if _field(r, fields[0]) is None else str(_field(r, fields[0]))
+    return lambda r: ", ".join(f"{k}={_field(r, k)}" for k in fields
+                               if _field(r, k) is not None)
+
+
+def _field(r: dict, k: str):
+    """``r[k]``, or what its absence means (``_IMPLIED``: a record without basis is raw)."""
+    return r[k] if r.get(k) is not None else _IMPLIED.get(k)
 
 
 def _line_data(recs, xkey) -> tuple[dict, int, set]:
