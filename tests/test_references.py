@@ -74,3 +74,31 @@ def test_relative_depth_only_when_compared_depths_differ():
     assert p.refs == () and "--depth absolute" in p.caption
     with pytest.raises(ValueError, match="depth='deep'"):
         relative_depth(a, "deep")
+
+
+def test_compare_of_models_of_different_depth_end_to_end(tmp_path, monkeypatch, capsys):
+    import re
+    import warnings
+
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from collapsekit.studies import run_study
+    from collapsekit.studies.compare import run_compare
+    from conftest import make_model, make_tokenizer, run_cli
+
+    deep = make_model("llama")  # 3 blocks: layers 0..4 (embeddings .. final norm)
+    cfg = LlamaConfig(**{**deep.config.to_dict(), "num_hidden_layers": 1})
+    for name, model in (("deep", deep), ("shallow", AutoModelForCausalLM.from_config(cfg))):
+        model.save_pretrained(tmp_path / name, safe_serialization=True)
+        make_tokenizer().save_pretrained(tmp_path / name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run_study("geometry", tmp_path / f"run-{name}", model=str(tmp_path / name),
+                      params={"n": 4, "max_length": 16, "attention": False}, report=False)
+    html = run_compare(tmp_path / "run-deep", tmp_path / "run-shallow", tmp_path / "cmp")
+    page = html.read_text(encoding="utf-8")
+    assert "each layer index divided by its run" in page
+    assert re.search(r"<section id='summary'>.*run=.*shallow", page, re.S)
+    code, out, _ = run_cli(monkeypatch, capsys, "report", str(tmp_path / "cmp"),
+                           "--depth", "absolute")
+    assert code in (0, None) and "each layer index divided" not in html.read_text("utf-8")

@@ -156,11 +156,14 @@ def sweep(sweep_file, studies, models, grid, seeds, ray_address, workers, no_ray
 
 @app.command()
 @click.argument("run_dir", type=OUT)
-def report(run_dir):
+@click.option("--depth", type=click.Choice(["auto", "relative", "absolute"]), default="auto",
+              show_default=True, help="per-layer curves of compared runs: layer / last layer "
+              "(auto: when their depths differ) or the layer index")
+def report(run_dir, depth):
     """(Re)render index.html and plots of a results folder."""
     from .report.html import render
 
-    click.echo(str(render(run_dir)))
+    click.echo(str(render(run_dir, depth=depth)))
 
 
 @app.command("metrics")
