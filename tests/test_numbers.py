@@ -105,6 +105,18 @@ def test_probe_accuracy_and_its_cross_fitted_ablation():
         probe_accuracy(x[:9], [1] + [0] * 8)
 
 
+def test_divergence_null_is_the_chance_level_of_a_planted_split():
+    from collapsekit.studies.numbers import divergence_null
+    from collapsekit.studies.registry import Settings
+
+    x, y = planted(b=6.0)  # the class split holds 36/41 of the spread
+    s = Settings(permutations=30, seed=0, shared_rank=0)
+    null = divergence_null(x, y, s)
+    assert 0 < null < component_shares(x, decompose(x, y))["divergence_variance"]
+    assert divergence_null(x, y, s) == null  # seeded
+    assert divergence_null(x, y, Settings(permutations=0, seed=0, shared_rank=0)) is None
+
+
 def test_task_accuracy_is_balanced():
     assert task_accuracy([1.0, -1.0, 1.0, 1.0], [1, 0, 0, 1]) == 0.75
     assert task_accuracy([1.0] * 5, [1, 0, 0, 0, 0]) == 0.5  # always one answer
@@ -196,6 +208,7 @@ def test_command_end_to_end_on_a_tiny_model(monkeypatch, capsys, tmp_path, digit
     recs = [r for r in data["records"] if r.get("section") == "numbers"]
     names = {r["metric"] for r in recs}
     assert {"numbers_shared_share", "numbers_divergence_share", "numbers_probe_accuracy",
+            "numbers_divergence_variance_null",
             "numbers_distortion", "numbers_three_phases", "numbers_task_accuracy",
             "numbers_ablation_task_accuracy", "numbers_ablation_probe_accuracy"} <= names
     assert all(lookup(n) is not None for n in names)

@@ -800,6 +800,11 @@ CATALOG: dict[str, MetricInfo] = {
         "metrics.numbers.component_shares", _NUM,
         "Σ‖P_Δ (x − μ)‖² / Σ‖x − μ‖²: how much of the variation among the numbers lies "
         "along what separates the classes."),
+    "numbers_divergence_variance_null": _m(
+        "divergence share of the spread, shuffled labels", None, "fraction",
+        "studies.numbers.divergence_null", _NUM + "; permutation null added here",
+        "mean of numbers_divergence_variance over seeded shuffles of the class labels: the "
+        "level a split unrelated to the numbers reaches by chance."),
     "numbers_probe_accuracy": _m(
         "probe balanced accuracy (held out)", "low", "fraction",
         "metrics.numbers.probe_accuracy", _NUM + "; balanced accuracy, stratified k-fold",

@@ -295,6 +295,8 @@ _register(Study(
         "shared_rank": Param(int, 0, "within-class principal directions added to the "
                              "shared subspace (besides the mean)", low=0),
         "folds": Param(int, 5, "cross-validation folds of the probe", low=2),
+        "permutations": Param(int, 20, "label shuffles for the chance level of the "
+                              "divergence share (0: none)", low=0),
         "ablation_layers": Param(int, None, "evenly spaced blocks ablated (default all; "
                                  "0: no ablation)", low=0),
         "batch_size": Param(int, 16, "prompts per forward pass", low=1),

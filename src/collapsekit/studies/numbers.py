@@ -90,6 +90,8 @@ def _geometry(run, states, ys, points, names, s) -> None:
                 for key in ("shared_share", "divergence_share", "divergence_variance"):
                     run.add(f"numbers_{key}", shares[key], **where)
                 curve.append(shares["divergence_variance"] or 0.0)
+                run.add("numbers_divergence_variance_null",
+                        divergence_null(x[li], ys[task], s), **where)
                 run.add("numbers_probe_accuracy",
                         probe_accuracy(x[li], ys[task], folds=s.folds, seed=s.seed)["accuracy"],
                         **where)
@@ -111,6 +113,18 @@ def _geometry(run, states, ys, points, names, s) -> None:
                     peak[(ctx, task)] / peak[(task, task)] if peak[(task, task)] else None,
                     section=SECTION, context=ctx, classes=task,
                     note=f"peak divergence share of the spread, {ctx} / {task}")
+
+
+def divergence_null(x, y, s) -> float | None:
+    """Mean divergence share of the spread over ``s.permutations`` seeded shuffles of the
+    labels: the level a class split with no relation to the numbers reaches by chance."""
+    if not s.permutations:
+        return None
+    rng = np.random.default_rng(s.seed)
+    vals = [component_shares(x, decompose(x, yp, shared_rank=s.shared_rank))
+            ["divergence_variance"] or 0.0
+            for yp in (rng.permutation(y) for _ in range(s.permutations))]
+    return float(np.mean(vals))
 
 
 def _ablations(run, lm, ctx, x, y, read, points, names, s, tick) -> None:
