@@ -89,14 +89,18 @@ def test_compression_ratio_stored_blocks_closed_form():
 
 
 def test_compression_ratio_reference_equals_diversity_package_procedure(tmp_path):
-    texts = ["the cat sat on the mat", "the dog sat on the log", "ünïcode ✓"]
+    # diversity 0.3.1: GzipFile('compressed.gz').write(gzip.compress(' '.join(data).encode()))
+    texts = ["the cat sat on the mat", "the dog sat on the log", "ünïcode ✓"] * 5
     data = " ".join(texts).encode("utf-8")
     (tmp_path / "original.txt").write_bytes(data)
-    with gzip.GzipFile(str(tmp_path / "compressed.gz"), "wb") as f:
-        f.write(data)
+    with gzip.GzipFile(str(tmp_path / "compressed.gz"), "w+") as f:
+        f.write(gzip.compress(data, mtime=0))
     expected = (tmp_path / "original.txt").stat().st_size / (tmp_path / "compressed.gz").stat(
     ).st_size
     assert compression_ratio(texts, reference=True) == pytest.approx(expected, rel=1e-15)
+    once = len(data) / len(gzip.compress(data, 9, mtime=0))
+    assert compression_ratio(texts, sep=" ") == pytest.approx(once, rel=1e-15)
+    assert compression_ratio(texts, reference=True) < once  # the second pass only adds bytes
 
 
 # --- self-repetition, rep-n, SimCTG diversity ------------------------------------------------

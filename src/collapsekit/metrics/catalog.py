@@ -80,8 +80,10 @@ CATALOG: dict[str, MetricInfo] = {
         "(Σλ)² / Σλ² of the covariance eigenvalues: the number of dimensions the variance is "
         "spread over."),
     "alpha_req": _m("α-ReQ (spectral decay)", "high", "", "metrics.alpha_req",
-                    "Agrawal et al. 2022 (α-ReQ), ranks 11–100; the code of Li et al. 2025 "
-                    "fits ranks 12–100 weighted by 1/r (ranks=(12, 100), weighted=True)",
+                    "Agrawal et al. 2022 (α-ReQ); the record's preset: paper = ranks 11–100 "
+                    "least squares (collapsekit's range), reptrix = 11–100 weighted 1/r (the "
+                    "authors' library, 0.1.0), tracing = 12–100 weighted 1/r (Li et al. 2025 "
+                    "code)",
                     "power-law exponent of the eigenvalue decay (Agrawal et al. 2022); "
                     "larger α = variance in fewer directions."),
     "alpha_req_r2": _m("α-ReQ fit R²", None, "", "metrics.alpha_req",

@@ -114,8 +114,11 @@ def _check_boot(n_boot, level):
 def js_divergence_ci(p_texts, q_texts, n: int = 1, *, tokenizer: Tokenizer | None = None,
                      n_boot: int = 200, level: float = 0.95, seed: int = 0
                      ) -> tuple[float, float, float]:
-    """(JS, low, high): :func:`js_divergence` with a percentile bootstrap interval over texts
-    resampled within each set; counts of all resamples come from one sparse product."""
+    """(JS, low, high): :func:`js_divergence` with a *basic* (reverse-percentile) bootstrap
+    interval [2·JS − q_hi, 2·JS − q_lo] over texts resampled within each set (counts of all
+    resamples from one sparse product), clipped to [0, 1]. Plug-in JS is biased upward, so
+    resampled values sit above the estimate and the interval, which corrects for that
+    bias, can lie entirely below it: the interval then excludes its own estimate."""
     n_boot = _check_boot(n_boot, level)
     mp, mq = _ngram_matrix(p_texts, q_texts, n, tokenizer)
     value = js_from_counts(np.asarray(mp.sum(axis=0)), np.asarray(mq.sum(axis=0)))

@@ -193,8 +193,9 @@ def mean_cosine(centred_means) -> tuple[float, float]:
 def self_duality(classifier, centred_means) -> dict[str, float]:
     """NC3 for classifier rows W_c aligned with the centred means (K×D each):
 
-    ``duality_error`` = ‖W/‖W‖_F − M̃/‖M̃‖_F‖_F (Papyan et al. 2020 plot its square; the
-    Linguistic-Collapse code reports this unsquared form), ``duality_cos_mean`` =
+    ``duality_error`` = ‖W/‖W‖_F − M̃/‖M̃‖_F‖_F, unsquared (Papyan et al. 2020 plot its
+    square; the Linguistic-Collapse code reported the unsquared form only for part of its
+    history, so compare with the version you quote), ``duality_cos_mean`` =
     mean_c cos(W_c, μ_c − μ_G) and ``uniform_duality_cv`` = std/mean of those cosines
     (UNC3, Wu & Papyan 2024).
     """

@@ -18,9 +18,9 @@ from scipy.special import entr
 from collapsekit.stats.moments import Moments, to_numpy64
 
 __all__ = ["spectrum", "rankme", "matrix_entropy_rank", "participation_ratio", "dim_eff",
-           "AlphaReq", "alpha_req", "anisotropy", "isoscore", "rank_collapse_residual",
-           "rank_collapse_residual_batch", "top_coordinate_share", "top_coordinate",
-           "TopCoordinate", "constant_coordinates", "BASES"]
+           "AlphaReq", "ALPHA_PRESETS", "alpha_req", "anisotropy", "isoscore",
+           "rank_collapse_residual", "rank_collapse_residual_batch", "top_coordinate_share",
+           "top_coordinate", "TopCoordinate", "constant_coordinates", "BASES"]
 
 BASES = ("raw", "standardised")  # the coordinates a spectrum is computed in
 _CHUNK = 16384  # rows per Moments.update when reducing an in-memory array
@@ -137,8 +137,14 @@ def matrix_entropy_rank(eigvals, *, eps: float = 0.0) -> float:
     Differs from :func:`rankme`: it uses eigenvalues of the *centred covariance* (σ²/N of
     centred data), not singular values of the uncentred matrix, so it weighs the top directions
     more and ignores the mean. This is the quantity the code of Li et al. 2025 ("Tracing the
-    representation geometry of language models", ``utils/powerlaw.py: rankme``) computes;
-    ``eps=1e-7`` reproduces that code exactly (default 0: the plain entropy, 0·log 0 = 0).
+    representation geometry of language models", ``utils/powerlaw.py: rankme``) computes
+    (default eps 0: the plain entropy, 0·log 0 = 0). With ``eps=1e-7`` it matches that code
+    when both see the same eigenvalues: the code takes min(N, D) of them (sklearn PCA of the
+    N×D matrix), this function all D of :func:`spectrum`, so for N < D each of the D − N
+    extra zero eigenvalues adds ε|ln ε| to the entropy (log of the rank differs by
+    (D − N)·ε|ln ε|); pass ``eigvals[:N]`` to reproduce it. Later torch versions of that
+    code clamp inside the log instead (−Σ p log max(p, ε)), which equals ``eps=0`` whenever
+    every nonzero p is ≥ ε.
     """
     if not (np.isfinite(eps) and eps >= 0):
         raise ValueError(f"matrix_entropy_rank: eps must be a finite number >= 0, got {eps!r}")
@@ -167,24 +173,52 @@ def dim_eff(eigvals, threshold: float = 0.9) -> int:
 
 @dataclass(frozen=True)
 class AlphaReq:
-    """Power-law fit ``λ_r ≈ C r^-alpha``: exponent, R² of the log-log fit, points used."""
+    """Power-law fit ``λ_r ≈ C r^-alpha``: exponent, R² of the log-log fit, points used, and
+    the preset named (``"custom"`` when ``ranks``/``weighted`` override it)."""
 
     alpha: float
     r2: float
     n_used: int
+    preset: str = "paper"
 
 
-def alpha_req(eigvals, *, ranks: tuple[int, int] = (11, 100), weighted: bool = False) -> AlphaReq:
+# preset → (1-based inclusive ranks, 1/r weights), checked against each reference's code
+ALPHA_PRESETS = {
+    "paper": ((11, 100), False),  # collapsekit's default: plain least squares
+    "reptrix": ((11, 100), True),  # the α-ReQ authors' library, reptrix 0.1.0 get_alpha
+    "tracing": ((12, 100), True),  # Li et al. 2025: stringer_get_powerlaw(ev, arange(11, 100))
+}
+
+
+def alpha_req(eigvals, *, preset: str = "paper", ranks: tuple[int, int] | None = None,
+              weighted: bool | None = None) -> AlphaReq:
     """α-ReQ (Agrawal et al. 2022, "α-ReQ: assessing representation quality by measuring
-    eigenspectrum decay"): least-squares fit of ``log λ_r = c - α log r`` over the 1-based
-    inclusive rank range ``ranks``, clipped to the positive eigenvalues available.
+    eigenspectrum decay"): fit of ``log λ_r = c - α log r`` over a 1-based inclusive rank
+    range, clipped to the positive eigenvalues available. Presets (``ALPHA_PRESETS``):
 
-    ``r2`` is the coefficient of determination of that fit (1.0 when the points are exactly
-    on a line, including a flat spectrum). ``weighted=True`` weighs each point by 1/r, as the
-    Stringer et al. (2019) fit used in the code of Li et al. 2025; that code's
-    ``np.arange(11, 100)`` is 1-based ranks 12..100, so ``ranks=(12, 100), weighted=True``
-    reproduces its α (its R² is measured over a different range).
+      "paper"   ranks 11–100, ordinary least squares: the power law as the paper defines
+                it. The paper's own analysis scripts vary the range (e.g. 0-based
+                ``np.arange(5, 50)``); 11–100 is collapsekit's choice, not a quoted one.
+      "reptrix" ranks 11–100, weights 1/r: ``reptrix.alpha.get_alpha`` of the α-ReQ
+                authors' library (PyPI 0.1.0: ``fit_range=np.arange(10, 100)``, 0-based,
+                the Stringer et al. 2019 weighted fit). An earlier version of its
+                repository defaulted to ``np.arange(5, 100)``, ranks 6–100
+                (``ranks=(6, 100), weighted=True``).
+      "tracing" ranks 12–100, weights 1/r: the code of Li et al. 2025 ("Tracing the
+                representation geometry"), ``stringer_get_powerlaw(eigen, np.arange(11,
+                100))``, whose 0-based indices are ranks 12–100.
+
+    ``ranks``/``weighted`` override the preset (recorded as "custom"). The weighted
+    presets reproduce their code's α (the reference casts 1/r to float32: ~1e-7 apart);
+    ``r2`` here is the unweighted coefficient of determination over the fitted ranks (the
+    references measure R² over other ranges), 1.0 when the points are exactly on a line.
     """
+    if preset not in ALPHA_PRESETS:
+        raise ValueError(f"alpha_req: preset must be one of {', '.join(ALPHA_PRESETS)}, got "
+                         f"{preset!r}")
+    name = preset if ranks is None and weighted is None else "custom"
+    ranks = ALPHA_PRESETS[preset][0] if ranks is None else ranks
+    weighted = ALPHA_PRESETS[preset][1] if weighted is None else weighted
     lo, hi = ranks if isinstance(ranks, (tuple, list)) and len(ranks) == 2 else (0, 0)
     if not (isinstance(lo, (int, np.integer)) and isinstance(hi, (int, np.integer))
             and 1 <= lo < hi):
@@ -203,7 +237,7 @@ def alpha_req(eigvals, *, ranks: tuple[int, int] = (11, 100), weighted: bool = F
     ss_tot = (ys - ys.mean()) @ (ys - ys.mean())
     ss_res = resid @ resid
     r2 = 1.0 if ss_tot <= 1e-24 * (ys @ ys) else 1.0 - ss_res / ss_tot  # flat: exact fit
-    return AlphaReq(alpha=float(-slope), r2=float(r2), n_used=int(r.size))
+    return AlphaReq(alpha=float(-slope), r2=float(r2), n_used=int(r.size), preset=name)
 
 
 def anisotropy(x) -> float:
@@ -301,8 +335,10 @@ def isoscore(x, *, basis: str = "raw") -> float:
     7.   IsoScore = (k - 1) / (n - 1)   (0 = one direction, 1 = isotropic).
 
     Algebraically k = (Σλ)²/Σλ², the participation ratio. The 1/N vs 1/(N-1) normalisation
-    cancels in step 4. Zero eigenvalues (N ≤ D) are kept, as in the paper's definition; the
-    reference package needs N > D and takes points as *columns* (D, N).
+    cancels in step 4. Zero eigenvalues (N ≤ D) are kept, as in the paper's definition and
+    as PyPI IsoScore 2.0.1 (``IsoScore.IsoScore(points)``: points as rows (N, D), the
+    singular values of ``torch.cov(points.T)``, so N < D is accepted and gives D values).
+    The first release (v1) took points as columns (D, N) and needed N > D.
     ``basis="standardised"``: of the correlation spectrum (n = D minus constant coordinates).
     """
     ev = _eigvals(spectrum(x, basis=basis), "isoscore")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import metrics
-from ..models.capture import attention_entropy_reducer, stream
+from ..models.capture import NO_ATTENTION, attention_entropy_reducer, layout, stream
 from ..models.lens import logit_lens_top1
 from ..stats.moments import Moments
 
@@ -102,7 +102,8 @@ def accumulate(lm, texts: list[str], *, batch_size: int = 8, max_length: int = 2
     def consume(batch):
         if not geo.moments:
             geo.names = list(batch.layer_names)
-            geo.moments = [Moments(lm.hidden_size, name=n) for n in geo.names]
+            geo.moments = [Moments(h.shape[-1], name=n)  # OPT-350m: final width 512
+                           for n, h in zip(geo.names, batch.hidden)]
         geo(batch)
         geo.add_attention(batch)
         if rank_collapse:
@@ -178,13 +179,19 @@ def record(run, geo: LayerGeometry, *, section: str = "geometry", **scope) -> li
         rows.append({"layer": layer, "layer_name": name, "tokens": acc.n, **values,
                      **{f"{k}_standardised": v for k, v in std.items()}})
         for metric, value in values.items():
-            run.add(metric, value, section=section, layer=layer, layer_name=name, **scope)
+            run.add(metric, value, section=section, layer=layer, layer_name=name, **scope,
+                    **_preset(metric))
         const = metrics.constant_coordinates(acc)
         note = {"note": f"{const} constant coordinate(s) left out"} if const else {}
         for metric, value in std.items():
             run.add(metric, value, section=section, layer=layer, layer_name=name,
-                    basis="standardised", **scope, **note)
+                    basis="standardised", **scope, **note, **_preset(metric))
     return rows
+
+
+def _preset(metric: str) -> dict:
+    """α-ReQ records name their fit preset (ranks and weights, ``metrics.alpha_req``)."""
+    return {"preset": "paper"} if metric.startswith("alpha_req") else {}
 
 
 def record_attention(run, geo: LayerGeometry, *, collapse: float = metrics.attention.COLLAPSE,
@@ -268,6 +275,10 @@ def stage(run, lm, texts: list[str], *, batch_size: int, max_length: int,
         if geo.attention:
             run.table("attention_heads",
                       record_attention(run, geo, collapse=collapse, overload=overload, **scope))
+        elif attention and not layout(lm.model).attention:
+            run.add("probe_skipped", 1, section="probes", probe="attention entropy",
+                    note=f"{NO_ATTENTION} ({type(lm.model).__name__}): residual-stream "
+                    "geometry only")
         if geo.lens_tokens:
             run.table("commitment_layer", record_logit_lens(run, geo, **scope))
         run.meta(geometry_tokens=geo.tokens, geometry_truncated_texts=geo.truncated)

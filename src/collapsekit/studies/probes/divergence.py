@@ -17,6 +17,15 @@ from ... import metrics
 SECTION = "divergence"
 
 
+def interval_note(value: float, low: float, high: float) -> dict:
+    """{"note": why} when the basic-bootstrap interval excludes its estimate, else {}."""
+    if low <= value <= high:
+        return {}
+    return {"note": "the interval excludes the estimate: plug-in JS is biased upward at "
+                    "this sample size, and the basic bootstrap interval [2·JS − q_hi, "
+                    "2·JS − q_lo] corrects for that bias"}
+
+
 def _cut(texts: list[str], words: int) -> list[str]:
     return [" ".join(t.split()[:words]) for t in texts]
 
@@ -41,8 +50,8 @@ def stage(run, samples: list[str], human: list[str], *, seed: int = 0, n_boot: i
             for n in range(1, max_n + 1):
                 v, lo, hi = metrics.js_divergence_ci(p, q, n, n_boot=n_boot, seed=seed)
                 run.add(f"js_ngram_{n}", v, ci_low=lo, ci_high=hi, pair=pair, texts=m,
-                        words=words, section=SECTION)
+                        words=words, section=SECTION, **interval_note(v, lo, hi))
             for name, (v, lo, hi) in metrics.stylometric_divergence(
                     p, q, n_boot=n_boot, seed=seed).items():
                 run.add(f"js_{name}", v, ci_low=lo, ci_high=hi, pair=pair, texts=m,
-                        words=words, section=SECTION)
+                        words=words, section=SECTION, **interval_note(v, lo, hi))
