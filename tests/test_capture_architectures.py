@@ -171,3 +171,26 @@ def test_parallel_sublayer_lists_are_refused():
     model = T.XLMWithLMHeadModel(T.XLMConfig(emb_dim=16, n_layers=2, n_heads=2, **IDS)).eval()
     with pytest.raises(UnsupportedArchitecture, match="do not run once each, in order"):
         layout(model)
+
+
+MLP_OUTPUT = {"gpt_neox": "mlp.dense_4h_to_h", "opt": "fc2", "opt-350m": "fc2", "phi": "mlp.fc2",
+              "falcon": "mlp.dense_4h_to_h", "bloom": "mlp.dense_4h_to_h", "gpt2": "mlp.c_proj",
+              "gptj": "mlp.fc_out", "rwkv": "feed_forward.value"}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_weight_edits_find_each_family_mlp_output(family):
+    """drift's rank-one edits: the MLP output matrix of every family, and a clear
+    NotApplicable (a skipped probe in a scan) for Mamba, which has no MLP."""
+    from collapsekit.errors import NotApplicable
+    from collapsekit.models.editing import mlp_output_matrix
+
+    model = model_for(family)
+    if family == "mamba":
+        with pytest.raises(NotApplicable, match="has no MLP"):
+            mlp_output_matrix(model, 1)
+        return
+    name, weight = mlp_output_matrix(model, 1)
+    want = MLP_OUTPUT.get(family, "mlp.down_proj")
+    assert name == f"{FAMILIES[family][1]}.1.{want}.weight"
+    assert weight is model.get_parameter(name) and weight.ndim == 2

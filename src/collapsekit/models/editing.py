@@ -7,7 +7,9 @@ edits can collapse a model, seen as a perplexity surge. Here the direction is ra
     W ← W + s · ‖W‖₂ · u vᵀ,   u, v seeded random unit vectors, ‖·‖₂ the spectral norm,
 
 so ‖ΔW‖₂ = s‖W‖₂. The edited matrix is the output projection of block ``layer``'s MLP (the
-last weight matrix registered in it: ``down_proj`` in llama/gemma, ``c_proj`` in gpt2).
+last weight matrix registered in it: ``down_proj`` in llama/gemma, ``c_proj`` in gpt2,
+``dense_4h_to_h`` in GPT-NeoX/Falcon/Bloom, ``fc2`` in Phi and in OPT, whose blocks hold
+fc1/fc2 themselves). A block without an MLP (Mamba) is ``NotApplicable``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import NotApplicable
 from ..params import check_int, check_number
 from .capture import find_layers
 
@@ -40,9 +43,13 @@ def mlp_output_matrix(model, layer: int) -> tuple[str, torch.nn.Parameter]:
     n = len(blocks)
     layer = check_int("edit layer (block index)", layer, -n, n - 1)
     block = blocks[layer]
-    mlp = getattr(block, "mlp", None)
+    mlp = next((m for name, m in block.named_children() if name in ("mlp", "feed_forward")
+                or type(m).__name__.endswith("MLP")), None)
+    if mlp is None and isinstance(getattr(block, "fc2", None), torch.nn.Linear):
+        mlp = block.fc2  # fairseq-style blocks (OPT, XGLM): fc1/fc2 in the block itself
     if mlp is None:
-        raise ValueError(f"block {layer} has no .mlp module: this architecture is not supported")
+        raise NotApplicable(f"block {layer} ({type(block).__name__}) has no MLP (no mlp, "
+                            "feed_forward or fc2 submodule): weight edits need one")
     mats = [(k, p) for k, p in mlp.named_parameters() if p.ndim == 2]
     if not mats:
         raise ValueError(f"block {layer}'s MLP has no weight matrix to edit")

@@ -78,11 +78,18 @@ class LoadedModel:
         return next(self.model.parameters()).device
 
     def describe(self) -> dict:
-        """What run metadata records about the model."""
+        """What run metadata records about the model, with the capture layout found in it
+        (blocks path, final norm, attention; or why capture cannot run)."""
+        from .capture import UnsupportedArchitecture, layout
+
+        try:
+            capture = layout(self.model).describe()
+        except UnsupportedArchitecture as exc:
+            capture = {"unsupported": str(exc)}
         return {"spec": self.spec, "weight_hash": self.weight_hash, "source": self.source,
                 "architecture": type(self.model).__name__, "n_layers": self.n_layers,
                 "hidden_size": self.hidden_size, "dtype": str(self.model.dtype),
-                "device": str(self.device), **self.info}
+                "device": str(self.device), "capture": capture, **self.info}
 
 
 def cache_dir() -> Path:
