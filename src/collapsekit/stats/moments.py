@@ -12,6 +12,12 @@ and batches/shards combine with the pairwise update of Chan, Golub & LeVeque (19
 δ never involves the large mean itself, so a mean of 1e6 with unit spread loses nothing, and
 any split or merge order gives the same result up to round-off. Covariance ``M2 / (n - ddof)``
 and uncentred Gram ``Σ x xᵀ / n = M2 / n + m mᵀ`` (m = s + r) both follow from the state.
+
+Where the data lives: the state stays on the device of the first torch tensor it is fed
+(float64 tensors on CPU or GPU; the D×D update then never leaves the GPU), and in numpy for
+numpy input. A device without float64 (Apple MPS) falls back to the host: its batches are
+copied to the CPU and reduced in float64 numpy. Results (``mean``, ``cov``, ``state_dict``,
+…) are always float64 numpy arrays; ``merge`` moves the other's state to this one's place.
 """
 
 from __future__ import annotations
@@ -21,6 +27,32 @@ import numpy as np
 from ..params import check_int
 
 __all__ = ["Moments", "to_numpy64"]
+
+
+def _is_tensor(x) -> bool:
+    return hasattr(x, "detach") and hasattr(x, "cpu")  # torch, without importing it
+
+
+def on_float64_device(x) -> bool:
+    """``x`` is a torch tensor on a device with float64 arithmetic (CPU, CUDA; not MPS)."""
+    return _is_tensor(x) and x.device.type != "mps"
+
+
+def host(a):
+    """A state array as numpy (a tensor is copied to the CPU; numpy passes through)."""
+    return a.detach().cpu().numpy() if _is_tensor(a) else a
+
+
+def like(a, ref):
+    """``a`` (numpy or tensor) where ``ref`` lives: a float64/int64 tensor on its device,
+    or numpy when ``ref`` is numpy."""
+    if not _is_tensor(ref):
+        return host(a)
+    return a.to(ref.device) if _is_tensor(a) else ref.new_tensor(a)
+
+
+def _copy(a):
+    return a.clone() if _is_tensor(a) else a.copy()
 
 
 def to_numpy64(x) -> np.ndarray:
@@ -51,9 +83,20 @@ class Moments:
     def _err(self, msg: str) -> ValueError:
         return ValueError(f"{self.name}: {msg}" if self.name else f"Moments: {msg}")
 
+    @property
+    def device(self) -> str:
+        """Where the state lives: "numpy" (host) or a torch device such as "cuda:0"."""
+        return str(self._m2.device) if _is_tensor(self._m2) else "numpy"
+
     # -- accumulation -------------------------------------------------------------------------
     def update(self, x) -> "Moments":
-        """Add the rows of ``x`` (shape (n, D)); an empty batch is a no-op. Returns self."""
+        """Add the rows of ``x`` (shape (n, D)); an empty batch is a no-op. Returns self.
+        A torch tensor is reduced on its device in float64 (see the module docstring)."""
+        if _is_tensor(self._m2):  # device-resident state: bring the batch there
+            return self._update_tensor(x if on_float64_device(x) else
+                                       like(to_numpy64(x), self._m2))
+        if self.n == 0 and on_float64_device(x):
+            return self._update_tensor(x)
         x = to_numpy64(x)
         if x.ndim != 2:
             raise self._err(f"expected a 2-D batch of shape (n, D), got shape {x.shape}; "
@@ -82,6 +125,39 @@ class Moments:
         y -= rel
         return self._combine(x.shape[0], shift, rel, y.T @ y, usum)
 
+    def _update_tensor(self, x) -> "Moments":
+        """:meth:`update` with the same steps on a float64 tensor on the state's device."""
+        x = x.detach()
+        if self.n:
+            x = x.to(self._m2.device)
+        x = x.double()
+        if x.dim() != 2:
+            raise self._err(f"expected a 2-D batch of shape (n, D), got shape "
+                            f"{tuple(x.shape)}; reshape it with x.reshape(-1, D)")
+        if self.dim is not None and x.shape[1] != self.dim:
+            raise self._err(f"batch has dimension {x.shape[1]} but this accumulator has "
+                            f"dimension {self.dim}; pass vectors of one layer/width only")
+        if x.shape[0] == 0:
+            return self
+        if x.shape[1] == 0:
+            raise self._err("batch has zero columns (D = 0); pass vectors of dimension >= 1")
+        if not bool(x.isfinite().all()):
+            bad = int((~x.isfinite()).any(dim=1).sum())
+            raise self._err(f"batch contains NaN or inf in {bad} of {x.shape[0]} rows; "
+                            "fix or drop those rows before update()")
+        usum = None
+        if self.track_unit_sum:
+            norms = (x * x).sum(dim=1).sqrt()
+            if bool((norms == 0).any()):
+                raise self._err(f"batch contains {int((norms == 0).sum())} all-zero rows, "
+                                "whose direction is undefined; drop them or use unit_sum=False")
+            usum = (1.0 / norms) @ x
+        shift = x.mean(dim=0) if self.n == 0 else self._shift
+        y = x - shift
+        rel = y.mean(dim=0)
+        y -= rel
+        return self._combine(x.shape[0], shift, rel, y.T @ y, usum)
+
     def merge(self, other: "Moments") -> "Moments":
         """Add another accumulator's data to this one, in place. Returns self."""
         if not isinstance(other, Moments):
@@ -93,17 +169,20 @@ class Moments:
         if other.track_unit_sum != self.track_unit_sum:
             raise self._err("cannot merge accumulators with and without unit_sum; "
                             "create both with the same unit_sum setting")
+        if self.n:
+            return self._combine(other.n, *(None if a is None else like(a, self._m2) for a in (
+                other._shift, other._rel, other._m2, other._usum)))
         return self._combine(other.n, other._shift, other._rel, other._m2, other._usum)
 
     def _combine(self, n_b: int, shift_b, rel_b, m2_b, usum_b) -> "Moments":
         if self.n == 0:
             self.dim, self.n = len(shift_b), n_b
-            self._shift, self._rel, self._m2 = shift_b.copy(), rel_b.copy(), m2_b.copy()
-            self._usum = None if usum_b is None else usum_b.copy()
+            self._shift, self._rel, self._m2 = _copy(shift_b), _copy(rel_b), _copy(m2_b)
+            self._usum = None if usum_b is None else _copy(usum_b)
             return self
         n_a, n = self.n, self.n + n_b
         delta = ((shift_b - self._shift) + rel_b) - self._rel
-        self._m2 = self._m2 + m2_b + np.outer(delta, delta) * (n_a * n_b / n)
+        self._m2 = self._m2 + m2_b + (delta[:, None] * delta[None, :]) * (n_a * n_b / n)
         self._rel = self._rel + delta * (n_b / n)
         if usum_b is not None:
             self._usum = self._usum + usum_b
@@ -120,19 +199,19 @@ class Moments:
     def mean(self) -> np.ndarray:
         """Mean vector, shape (D,)."""
         self._need_data()
-        return self._shift + self._rel
+        return host(self._shift + self._rel)
 
     def cov(self, ddof: int = 0) -> np.ndarray:
         """Centred covariance ``M2 / (n - ddof)``, shape (D, D); ddof=0 is the 1/N (ML) one."""
         self._need_data()
         if self.n - ddof <= 0:
             raise self._err(f"cov(ddof={ddof}) needs more than {ddof} rows, have {self.n}")
-        return self._m2 / (self.n - ddof)
+        return host(self._m2 / (self.n - ddof))
 
     def gram(self) -> np.ndarray:
         """Uncentred second moment ``Σ x xᵀ / n = M2 / n + m mᵀ``, shape (D, D)."""
         mean = self.mean
-        return self._m2 / self.n + np.outer(mean, mean)
+        return host(self._m2) / self.n + np.outer(mean, mean)
 
     @property
     def unit_sum(self) -> np.ndarray:
@@ -141,7 +220,7 @@ class Moments:
             raise self._err("unit_sum was not tracked; create the accumulator with "
                             "unit_sum=True to compute anisotropy")
         self._need_data()
-        return self._usum.copy()
+        return host(_copy(self._usum))
 
     # -- persistence (plain arrays: .npz / safetensors, no pickle) ------------------------------
     _KEYS = ("shift", "mean_minus_shift", "m2")
@@ -152,13 +231,13 @@ class Moments:
         dim = self.dim or 0
         state = {"n": np.array(self.n, dtype=np.int64)}
         if self.n:
-            state.update(shift=self._shift.copy(), mean_minus_shift=self._rel.copy(),
-                         m2=self._m2.copy())
+            state.update(shift=host(_copy(self._shift)), mean_minus_shift=host(_copy(self._rel)),
+                         m2=host(_copy(self._m2)))
         else:
             state.update(shift=np.zeros(dim), mean_minus_shift=np.zeros(dim),
                          m2=np.zeros((dim, dim)))
         if self.track_unit_sum:
-            state["unit_sum"] = self._usum.copy() if self.n else np.zeros(dim)
+            state["unit_sum"] = host(_copy(self._usum)) if self.n else np.zeros(dim)
         return state
 
     @classmethod
