@@ -13,6 +13,8 @@ The result equals the single-process pass up to float64 round-off (≤ 1e-10 rel
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..errors import CollapsekitError
@@ -90,6 +92,10 @@ def accumulate_sharded(lm, texts: list[str], shards: int, *, batch_size: int, ex
                  "kw": {"batch_size": batch_size, **kw}}
                 for a, b in bounds(len(texts), batch_size, shards)]
     ray, started = start()
+    if ray is None:
+        warnings.warn(f"ray is not installed: the {shards} geometry shards run one after "
+                      "another in this process (pip install 'collapsekit[scale]' for Ray)",
+                      stacklevel=2)
     results: list = [None] * len(payloads)
 
     def done(i, result):
