@@ -130,7 +130,7 @@ def test_user_files_in_out_survive_runs_with_and_without_force(monkeypatch, caps
 @pytest.mark.parametrize("args, message", [
     (("scan", "--k", "abc"), "No such option '--k'"),
     (("--bogus",), "No such option '--bogus'"),
-    (("compare",), "Missing argument 'RUN_A'"),
+    (("compare",), "Missing argument 'RUNS...'"),
     (("nosuchcommand",), "No such command 'nosuchcommand'"),
     (("geometry", "--seed", "x"), "'x' is not a valid integer"),
     (("geometry", "--dtype", "float8"), "Invalid value for '--dtype'"),
