@@ -67,3 +67,14 @@ def test_plan_labels_raw_and_standardised_lines_and_carries_the_notes(tmp_path):
     run.write()
     html = render(tmp_path).read_text()
     assert "<p class='warn'>Outlier coordinate: at 1 of 2 layers" in html
+
+
+def test_the_scans_geometry_section_carries_the_outlier_check():
+    import json
+    from pathlib import Path
+
+    golden = Path(__file__).parent / "golden" / "scan_tiny_records.json"
+    (geo,) = [s for s in plan(json.loads(golden.read_text())) if s.name == "geometry"]
+    assert len(geo.notes) == 1 and geo.notes[0].startswith("Outlier check (source=wikipedia)")
+    rankme = next(p for p in geo.plots if p.metric == "rankme")
+    assert set(rankme.series) == {"raw", "standardised"}
