@@ -67,6 +67,14 @@ def test_higher_is_collapse_along_rounds_uses_the_last_point():
     assert summarize(recs)[0].verdict == COLLAPSED
 
 
+def test_one_row_per_layer_of_a_training_monitor():
+    recs = [rec("rankme", v, "monitor", step=s, layer_name=name)
+            for name, vals in (("block_1", [10.0, 9.0]), ("block_2", [10.0, 4.0]))
+            for s, v in zip((0, 50), vals)]
+    got = {f.scope: f.verdict for f in summarize(recs)}
+    assert got == {"layer_name=block_1": HEALTHY, "layer_name=block_2": COLLAPSED}
+
+
 def test_bound_rules_and_the_mean_over_layers():
     heads = [rec("attention_collapsed_heads", v, "attention heads", layer=i)
              for i, v in enumerate([0.5, 0.25, 0.0])]

@@ -28,7 +28,7 @@ from collapsekit.metrics.catalog import lookup
 COLLAPSED, HEALTHY, INCONCLUSIVE = "collapsed", "healthy", "inconclusive"
 # scope fields that never split a summary row
 _IGNORED = {"metric", "value", "study", "section", "ci_low", "ci_high", "note",
-            "closed_form", "layer_name", "n_groups", "n_items", "n_prompts", "texts", "words",
+            "closed_form", "n_groups", "n_items", "n_prompts", "texts", "words",
             "seed", "prompt_id", "tokens", "threshold", "compared_by"}
 
 
@@ -136,7 +136,8 @@ def _matches(rec: dict, where: dict) -> bool:
 
 
 def _key(rec: dict, rule: Rule, extra=()) -> tuple:
-    drop = _IGNORED | set(rule.where) | set(rule.ref_where) | {rule.axis} | set(extra)
+    drop = (_IGNORED | set(rule.where) | set(rule.ref_where) | {rule.axis, f"{rule.axis}_name"}
+            | set(extra))
     return tuple(sorted((k, str(v)) for k, v in rec.items() if k not in drop and v is not None))
 
 
