@@ -113,6 +113,9 @@ def test_trajectory_equals_single_runs_and_resumes(tmp_path, training_run, monke
     views = {(p.metric, p.kind, p.x, p.y) for s in plan(data["records"]) for p in s.plots}
     assert ("rankme", "heatmap", "step", "layer") in views  # layer × step
     assert ("min_rankme", "line", "step", None) in views  # against training step
+    plain = [{k: v for k, v in r.items() if k != "checkpoint"} for r in data["records"]]
+    assert all(p.kind != "heatmap" or p.y != "layer" or p.x != "step"
+               for s in plan(plain) for p in s.plots)  # e.g. the monitor's layer × step lines
 
 
 def test_trajectory_command_and_bad_starts(tmp_path, training_run, monkeypatch, capsys):
