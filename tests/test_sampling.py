@@ -12,7 +12,8 @@ import pytest
 import torch
 from conftest import make_model, make_tokenizer
 
-from collapsekit.models.decoding import Decoding, _draw, stop_ids, truncate_logits
+from collapsekit.models.decoding import (Decoding, _draw, _draw_sorted, stop_ids,
+                                         truncate_logits)
 from collapsekit.models.sample_cache import Sample, sample_key
 from collapsekit.models.sampling import sample
 
@@ -143,6 +144,22 @@ def test_draw_is_inverse_cdf():
     # u just below 1 never lands on a zero-probability token
     edge = torch.tensor([1 - 2 ** -53], dtype=torch.float64)
     assert _draw(torch.tensor([[0.0, 0.0, -math.inf]], dtype=torch.float64), edge).item() == 1
+
+
+def test_fast_draw_is_the_stable_sort_draw_bit_for_bit():
+    """The CPU draw (value sort + rank among ties) picks the token of the reference stable
+    torch.sort draw on every row: random, heavily tied, truncated (-inf) and edge uniforms."""
+    g = torch.Generator().manual_seed(0)
+    for trial in range(60):
+        v = (5, 50, 1000, 49152)[trial % 4]
+        x = torch.randn(8, v, generator=g, dtype=torch.float64) * (1 + trial % 6)
+        if trial % 3 == 0:
+            x = x.round()                  # many exactly equal probabilities
+        if trial % 5 == 0:
+            x[:, ::3] = -math.inf          # truncated tokens
+        u = torch.rand(8, generator=g, dtype=torch.float64)
+        u[0] = 1 - 2 ** -53
+        assert torch.equal(_draw(x, u), _draw_sorted(x, u)), trial
 
 
 # ---- the decoding loop against full forward passes ---------------------------------------

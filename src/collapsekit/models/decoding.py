@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
 
 from ..mitigate import momentum
@@ -102,7 +104,43 @@ def truncate_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) ->
 
 
 def _draw(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF draw per row of ``softmax(logits)`` with uniforms ``u`` in [0, 1)."""
+    """Inverse-CDF draw per row of ``softmax(logits)`` with uniforms ``u`` in [0, 1): the
+    token at the first position where the cumulative sum of the probabilities, sorted in
+    descending order (ties in token order), exceeds ``u`` times their total.
+
+    On CPU the sort runs on values only (numpy's vectorised sort, ~7x faster than a stable
+    ``torch.sort`` of a 49k vocabulary; rows split over torch's threads) and the token among
+    tied values is recovered from its rank: the same float64 sums in the same order, so the
+    same token as :func:`_draw_sorted`, bit for bit (tests/test_sampling.py checks this)."""
+    if logits.device.type != "cpu":
+        return _draw_sorted(logits, u)
+    probs = torch.softmax(logits, dim=-1).numpy()
+    u = u.numpy()
+    out = np.empty(len(probs), dtype=np.int64)
+
+    def rows(chunk):
+        neg = np.negative(probs[chunk])
+        neg.sort(axis=-1)                 # -p in descending order of p
+        cneg = np.cumsum(neg, axis=-1)    # -cdf exactly: summed in order, as torch.cumsum
+        for r, p, q, c, x in zip(chunk, probs[chunk], neg, cneg, u[chunk]):
+            # i = searchsorted(cdf, x * total, right=True) = #{cdf <= x * total}, at most
+            # the last nonzero probability (rounding can put x * total on the last edge)
+            i = min(len(c) - int(np.searchsorted(c[::-1], x * c[-1], side="left")),
+                    int(np.searchsorted(q, 0.0, side="left")) - 1)
+            rank = i - int(np.searchsorted(q, q[i], side="left"))  # among values == p_(i)
+            out[r] = np.flatnonzero(p == -q[i])[rank]
+
+    parts = np.array_split(np.arange(len(probs)), min(len(probs), torch.get_num_threads()))
+    if len(parts) > 1:
+        with ThreadPoolExecutor(len(parts)) as pool:  # numpy's sort releases the GIL
+            list(pool.map(rows, parts))
+    else:
+        rows(parts[0])
+    return torch.from_numpy(out)
+
+
+def _draw_sorted(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """:func:`_draw` by a stable sort of the probabilities (any device)."""
     probs, order = torch.sort(torch.softmax(logits, dim=-1), dim=-1, descending=True, stable=True)
     cdf = probs.cumsum(-1)
     idx = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True)
@@ -133,10 +171,13 @@ class DecodeModel:
         self.device = (torch.device(device) if device is not None
                        else next(model.parameters()).device)
 
-    def step(self, ids: torch.Tensor, cache, mask: torch.Tensor, pos: torch.Tensor):
+    def step(self, ids: torch.Tensor, cache, mask: torch.Tensor, pos: torch.Tensor,
+             dtype=torch.float64):
+        """(next-token logits in ``dtype`` (None: the model's), the new cache)."""
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
                          **{self.cache_name: cache}, **self.keep)
-        logits = out.logits[:, -1, :].to(torch.float64)
+        logits = out.logits[:, -1, :]
+        logits = logits if dtype is None else logits.to(dtype)
         if not torch.isfinite(logits.amax(-1)).all():
             raise ValueError("the model produced NaN/inf logits; load it in float32 or bfloat16 "
                              "instead of float16")
@@ -147,40 +188,41 @@ def _generate(lm: DecodeModel, prompts: list[list[int]], u: torch.Tensor, dec: D
               stop: torch.Tensor, pad: int):
     """Decode one row per entry of ``prompts`` (token ids; rows may come from different
     prompts: they are left-padded, masked, and given positions that count real tokens only).
-    Returns (tokens, logprobs, sampling_logprobs, lengths, hit_stop) on CPU, each row valid
-    up to its length."""
+    Each distinct prompt is prefilled once and its KV cache copied to its rows (the k samples
+    of a prompt share it). Returns (tokens, logprobs, sampling_logprobs, lengths, hit_stop)
+    on CPU, each row valid up to its length."""
     rows, steps = u.shape
-    u = u.to(lm.device)
-    width = max(map(len, prompts))
-    inp = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=lm.device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts],
+    uniq = list(dict.fromkeys(map(tuple, prompts)))
+    width = max(map(len, uniq))
+    inp = torch.tensor([[pad] * (width - len(p)) + list(p) for p in uniq], device=lm.device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in uniq],
                         device=lm.device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits, cache = lm.step(inp, None, mask, pos, dtype=None)
+    if len(uniq) < rows:
+        where = {p: i for i, p in enumerate(uniq)}
+        rowmap = torch.tensor([where[tuple(p)] for p in prompts], device=lm.device)
+        if hasattr(cache, "reorder_cache"):
+            cache.reorder_cache(rowmap)
+        else:  # a legacy tuple of (keys, values) per layer
+            cache = tuple(tuple(x.index_select(0, rowmap) for x in layer) for layer in cache)
+        logits, mask, pos = logits[rowmap], mask[rowmap], pos[rowmap]
     toks = torch.zeros(rows, steps, dtype=torch.long, device=lm.device)
     lp = torch.zeros(rows, steps, dtype=torch.float64, device=lm.device)
     slp = torch.zeros_like(lp)
     lengths = torch.full((rows,), steps, device=lm.device)
     done = torch.zeros(rows, dtype=torch.bool, device=lm.device)
-    cache = None
     graphs = ([momentum.Graph(p, dec.momentum_max_n) for p in prompts] if dec.momentum > 0
               else None)
     for t in range(steps):
-        logits, cache = lm.step(inp, cache, mask, pos)
-        logp = torch.log_softmax(logits, dim=-1)
-        if graphs is not None:
-            tok = torch.as_tensor(momentum.choose(
-                logits.double().cpu().numpy(), graphs, alpha=dec.momentum, k=dec.momentum_k,
-                resistance_fn=dec.momentum_resistance), device=lm.device)
-            for g, x in zip(graphs, tok.tolist()):
-                g.add(x)
-        elif dec.temperature == 0:
-            tok = logits.argmax(-1)
-        else:
-            scaled = truncate_logits(logits / dec.temperature, dec.top_k, dec.top_p)
-            tok = _draw(scaled, u[:, t])
-            slp[:, t] = torch.log_softmax(scaled, dim=-1).gather(-1, tok[:, None]).squeeze(-1)
-        toks[:, t] = tok
-        lp[:, t] = logp.gather(-1, tok[:, None]).squeeze(-1)
+        if t:
+            logits, cache = lm.step(inp, cache, mask, pos, dtype=None)
+        for b in range(0, rows, BLOCK):  # float64 vocabulary work in blocks of rows
+            r = slice(b, b + BLOCK)
+            toks[r, t], lp[r, t], slp[r, t] = _choose(
+                logits[r].to(torch.float64), u[r, t], dec,
+                graphs[r] if graphs is not None else None)
+        tok = toks[:, t]
         new = torch.isin(tok, stop) & ~done
         lengths[new] = t + 1
         done |= new
@@ -189,3 +231,30 @@ def _generate(lm: DecodeModel, prompts: list[list[int]], u: torch.Tensor, dec: D
         inp, pos = tok[:, None], pos[:, -1:] + 1
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
     return toks.cpu(), lp.cpu(), slp.cpu(), lengths.cpu(), done.cpu()
+
+
+# Rows per block of the float64 work on the logits: 16 x 49k float64 is 6 MB, which malloc
+# reuses from step to step (a whole batch's 50 MB would be mapped and faulted in anew).
+BLOCK = 16
+
+
+def _choose(logits: torch.Tensor, u: torch.Tensor, dec: Decoding, graphs):
+    """(token, its log-prob, its log-prob under the truncated sampling distribution) per row
+    of float64 ``logits``, for uniforms ``u`` (CPU) and momentum ``graphs`` (or None)."""
+    logp = torch.log_softmax(logits, dim=-1)
+    slp = torch.zeros(len(logits), dtype=torch.float64, device=logits.device)
+    if graphs is not None:
+        tok = torch.as_tensor(momentum.choose(
+            logits.cpu().numpy(), graphs, alpha=dec.momentum, k=dec.momentum_k,
+            resistance_fn=dec.momentum_resistance), device=logits.device)
+        for g, x in zip(graphs, tok.tolist()):
+            g.add(x)
+    elif dec.temperature == 0:
+        tok = logits.argmax(-1)
+    else:
+        scaled = truncate_logits(logits / dec.temperature, dec.top_k, dec.top_p)
+        tok = _draw(scaled, u.to(logits.device)).to(logits.device)
+        same = dec.temperature == 1 and dec.top_k == 0 and dec.top_p == 1  # scaled == logits
+        slp = (logp if same else torch.log_softmax(scaled, dim=-1)).gather(
+            -1, tok[:, None]).squeeze(-1)
+    return tok, logp.gather(-1, tok[:, None]).squeeze(-1), slp

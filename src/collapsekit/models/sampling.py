@@ -6,7 +6,7 @@ Each sample i of a prompt draws its tokens by inverse-CDF sampling from its own 
 uniforms, made by a ``torch.Generator`` (on CPU) seeded from the sample's content key
 sha256(model_key, prompt, decoding.key(), seed, i). A forward pass decodes a fixed group of
 rows (up to ``batch_size``, default max(k, 32); whole prompts, left-padded, positions
-counting real tokens only), and a resumed run recomputes whole groups, so samples are
+counting real tokens only; each prompt prefilled once for its rows), and a resumed run recomputes whole groups, so samples are
 bit-identical whether or not the run resumed. Changing ``k``, ``batch_size``, the device or
 the other prompts of the call keeps the random draws but can change logits in the last bits
 (rarely flipping a token).

@@ -90,7 +90,7 @@ _register(
         },
         quick={"k": 4, "max_new_tokens": 24, "n_prompts": 12},
         scan={"max_new_tokens": 40, "momentum": 0.0, "divergence": True,
-              "sample_batch": 32}),
+              "sample_batch": 128}),
     Study(
         "agents", section="agents", stage=P + "agents:study_stage", check=P + "agents:check",
         scan={}, scan_quick=True,
