@@ -139,3 +139,11 @@ def test_trajectory_command_and_bad_starts(tmp_path, training_run, monkeypatch, 
                                str(tmp_path / "bad"))
         assert code == 2 and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_study_given_a_training_run_points_to_trajectory(training_run, monkeypatch, capsys,
+                                                           tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "geometry", "--model", str(training_run),
+                           "--out", str(tmp_path / "g"))
+    assert code == 2 and "holds checkpoint-N folders" in err and "trajectory" in err, err
+    assert not (tmp_path / "g").exists()

@@ -206,6 +206,10 @@ def parse_spec(spec: str) -> ModelSpec:
         if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
             return ModelSpec(spec, "adapter", path, base=parse_spec(_adapter_base(path)))
         if not (path / "config.json").is_file():
+            if any(path.glob("checkpoint-*/config.json")):
+                raise CollapsekitError(
+                    f"{path} holds checkpoint-N folders, not one model: run collapsekit "
+                    "trajectory on it, or point --model at one checkpoint-N folder")
             raise CollapsekitError(
                 f"{path} is a folder but not a Hugging Face model (no config.json): point "
                 "--model at the folder that holds config.json and *.safetensors")
