@@ -41,7 +41,7 @@ def _labels(labels, n: int, what: str) -> np.ndarray:
     y = np.asarray(labels)
     if y.ndim != 1 or y.shape[0] != n:
         raise ValueError(f"{what}: labels must be a 1-D array of {n} items, got shape {y.shape}")
-    classes, counts = np.unique(y, return_counts=True)
+    classes = np.unique(y)
     if classes.size < 2:
         raise ValueError(f"{what}: all {n} items are in one class ({classes[0]!r}); the "
                          "decomposition needs at least 2 classes: widen the number range")

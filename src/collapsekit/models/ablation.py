@@ -1,8 +1,8 @@
 """Subspace ablation in the residual stream, and the readout the numbers study needs.
 
 ``ablated(model, point, basis)`` installs a forward hook on capture point ``point`` (the
-points of :mod:`collapsekit.models.capture`: 0 = embedding output, 1..L = block outputs,
-L+1 = final norm) that replaces its output h, at every position, by
+points of :mod:`collapsekit.models.capture`: 1..L = block outputs, L+1 = final norm) that
+replaces its output h, at every position, by
 
     h − (h Q) Qᵀ,   Q = ``basis`` (D, k) with orthonormal columns,
 
@@ -35,8 +35,9 @@ def ablated(model, point: int, basis):
     ``iter_capture``'s), which therefore see the ablated states."""
     points = _points(model)
     if isinstance(point, bool) or not isinstance(point, (int, np.integer)) \
-            or not 0 <= point < len(points):
-        raise ValueError(f"ablation point {point!r} is not a capture point 0..{len(points) - 1}")
+            or not 1 <= point < len(points):
+        raise ValueError(f"ablation point {point!r} is not a block output or the final norm: "
+                         f"use 1..{len(points) - 1}")
     q = np.asarray(basis, dtype=np.float64)
     dim = model.get_input_embeddings().weight.shape[1]
     if q.ndim != 2 or q.shape[0] != dim:
@@ -92,10 +93,11 @@ def answer_ids(tokenizer, answers: tuple[str, str]) -> tuple[int, int]:
 def read_numbers(model, tokenizer, texts: list[str], positions: list[int], *,
                  points: list[int], answers: tuple[int, int] | None = None,
                  batch_size: int = 16, progress=None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(states (len(points), N, D) float64 of token ``positions[i]`` of text i at each
-    capture point (None when ``points`` is empty), margins (N,) or None): margin = logit(answers[0]) − logit(answers[1]) at
-    the last position, from the final-norm state and the LM head rows of the two tokens
-    (before any final soft-capping, which does not change its sign)."""
+    """(states, margins): states (len(points), N, D) float64 of token ``positions[i]`` of
+    text i at each capture point (None when ``points`` is empty); margins (N,) =
+    logit(answers[0]) − logit(answers[1]) at the last position, from the final-norm state
+    and the LM head rows of the two tokens (before any final soft-capping, which keeps the
+    sign), or None without ``answers``."""
     n_points = len(_points(model))
     final = n_points - 1
     wanted = sorted(set(points) | ({final} if answers is not None else set()))

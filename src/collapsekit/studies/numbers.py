@@ -21,8 +21,15 @@ import numpy as np
 
 from ..errors import CollapsekitError
 from ..metrics.intention import auroc
-from ..metrics.numbers import (component_shares, decompose, distortion, probe_accuracy,
-                               random_basis, task_accuracy, three_phases)
+from ..metrics.numbers import (
+    component_shares,
+    decompose,
+    distortion,
+    probe_accuracy,
+    random_basis,
+    task_accuracy,
+    three_phases,
+)
 
 SECTION = "numbers"
 TASKS = ("parity", "primality")
