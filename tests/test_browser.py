@@ -7,9 +7,9 @@ import shutil
 import warnings
 
 import pytest
+from conftest import make_model, make_tokenizer
 
 from collapsekit.studies import run_scan
-from conftest import make_model, make_tokenizer
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

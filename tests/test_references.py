@@ -80,11 +80,11 @@ def test_compare_of_models_of_different_depth_end_to_end(tmp_path, monkeypatch, 
     import re
     import warnings
 
+    from conftest import make_model, make_tokenizer, run_cli
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     from collapsekit.studies import run_study
     from collapsekit.studies.compare import run_compare
-    from conftest import make_model, make_tokenizer, run_cli
 
     deep = make_model("llama")  # 3 blocks: layers 0..4 (embeddings .. final norm)
     cfg = LlamaConfig(**{**deep.config.to_dict(), "num_hidden_layers": 1})
@@ -98,7 +98,7 @@ def test_compare_of_models_of_different_depth_end_to_end(tmp_path, monkeypatch, 
     html = run_compare(tmp_path / "run-deep", tmp_path / "run-shallow", tmp_path / "cmp")
     page = html.read_text(encoding="utf-8")
     assert "each layer index divided by its run" in page
-    assert re.search(r"<section id='summary'>.*run=.*shallow", page, re.S)
-    code, out, _ = run_cli(monkeypatch, capsys, "report", str(tmp_path / "cmp"),
-                           "--depth", "absolute")
+    assert re.search(r"<section id='summary'>.*run=.*shallow", page, re.DOTALL)
+    code, _, _ = run_cli(monkeypatch, capsys, "report", str(tmp_path / "cmp"),
+                         "--depth", "absolute")
     assert code in (0, None) and "each layer index divided" not in html.read_text("utf-8")

@@ -6,8 +6,14 @@ import re
 import pytest
 
 from collapsekit.report.html import render
-from collapsekit.report.summary import (COLLAPSED, HEALTHY, INCONCLUSIVE, Rule, summarize,
-                                        verdict)
+from collapsekit.report.summary import (
+    COLLAPSED,
+    HEALTHY,
+    INCONCLUSIVE,
+    Rule,
+    summarize,
+    verdict,
+)
 from collapsekit.results import Run
 
 

@@ -108,7 +108,7 @@ def annotate(spec, section: str, scalars: list[dict], meta: dict, relative: bool
         if found and not relative:
             top, text = found
             refs.append(RefLine(text, top))
-        (label, s), *more = spec.series.items()
+        (_, s), *more = spec.series.items()
         if not more and 0 in s["x"] and not relative:
             refs.append(RefLine("embedding layer (layer 0)", s["y"][s["x"].index(0)]))
     if refs:

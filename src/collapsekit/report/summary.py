@@ -180,7 +180,8 @@ def _pick(points: list[dict], pick: str, collapse: str | None) -> tuple[dict | N
     if not vals:
         return None, ""
     if pick == "mean":
-        return {"value": sum(v for _, v in vals) / len(vals)}, f"mean of {len(vals)} points"
+        n = len(vals)
+        return {"value": sum(v for _, v in vals) / n}, f"mean of {n} point{'s' * (n > 1)}"
     if pick == "worst" and collapse in ("low", "high"):
         r, _ = (min if collapse == "low" else max)(vals, key=lambda p: p[1])
         return r, "most collapsed point"
