@@ -133,8 +133,9 @@ def semantic_entropy(classes, *, logprobs=None, estimator: str = "kuhn2023") -> 
 
     logprobs None -> discrete form (Farquhar et al. 2024, Nature, "Detecting hallucinations
         in large language models using semantic entropy"): p_C = |C|/N, SE = −Σ_C p_C log p_C.
-    logprobs given (one sequence log-probability per sample; length-normalised or not is the
-    caller's choice), p(C) = Σ_{s∈C} exp(logprob_s), and
+    logprobs given (one sequence log-probability per sample: the reference codes of both
+    papers pass the mean token log-prob, i.e. length-normalised; the sum is the caller's
+    other choice), p(C) = Σ_{s∈C} exp(logprob_s), and
       estimator="kuhn2023" (default; Kuhn, Gal & Farquhar 2023, ICLR, eq. 3):
           SE ≈ −(1/|C|) Σ_C log p(C), with p(C) unnormalised as in the paper. The reference
           code also subtracts a constant 5 from every log p(C) (shifts SE by +5; not applied).
