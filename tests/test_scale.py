@@ -72,3 +72,26 @@ def test_ray_sweep_equals_runs_one_by_one(cluster, tiny_dir, tmp_path, one_threa
     combined = load_run(out)
     assert {r["run"] for r in combined["records"] if "run" in r} == {u.id for u in units}
     assert set(read_table(out, "comparison")) >= {u.id for u in units}
+
+
+def test_a_killed_worker_is_retried(cluster, tmp_path):
+    from collapsekit.studies.distributed import run_tasks
+
+    marker = tmp_path / "killed-once"
+
+    def dies_once(path):
+        import os
+        from pathlib import Path
+
+        if not Path(path).exists():
+            Path(path).touch()
+            os._exit(1)  # the worker process dies, as under the OOM killer
+        return "ran"
+
+    results = {}
+    run_tasks(dies_once, [str(marker)], resources=[{"num_cpus": 1}], ray=ray,
+              on_result=results.__setitem__)
+    assert results == {0: "ran"} and marker.exists()
+    run_tasks(dies_once, [str(tmp_path / "again")], resources=[{"num_cpus": 1}], ray=ray,
+              on_result=results.__setitem__, max_retries=0)
+    assert results[0]["status"] == "failed" and "\n" not in results[0]["error"]
