@@ -38,7 +38,7 @@ def test_unknown_option_is_one_line_with_exit_code_2(monkeypatch, capsys, tmp_pa
     assert code == 2 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1 and "--bogus" in err
     assert "Traceback" not in err
-    assert not (tmp_path / "collapse-geometry").exists()
+    assert not (tmp_path / "collapse-report").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -200,3 +200,15 @@ def test_simulate_param_must_be_key_value(monkeypatch, capsys, tmp_path):
     code, _, err = run_cli(monkeypatch, capsys, "simulate", "--learner", "linear",
                            "--param", "d10", "--out", str(tmp_path / "s"))
     assert code == 2 and "key=value" in err
+
+
+def test_default_out_is_one_folder_per_command_model_and_quick():
+    from collapsekit.cli import default_out
+
+    assert str(default_out("scan")) == "collapse-report/scan"
+    assert str(default_out("scan", "embedded:gemma3-270m", "quick")) == \
+        "collapse-report/scan-gemma3-270m-quick"
+    assert str(default_out("geometry", "./runs/my ckpt/", None)) == \
+        "collapse-report/geometry-my-ckpt"
+    assert str(default_out("diversity", "org/name", "/m/x.gguf")) == \
+        "collapse-report/diversity-name-x"

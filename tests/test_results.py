@@ -304,3 +304,20 @@ def test_a_second_process_on_the_same_folder_is_refused(tmp_path):
     assert (tmp_path / ".collapsekit.lock").read_text() == str(os.getpid())
     run.finish()
     assert not (tmp_path / ".collapsekit.lock").exists()
+
+
+def test_load_gives_the_records_as_a_dataframe(tmp_path):
+    from collapsekit.results import load
+
+    run = Run(tmp_path / "r", study="s", config={})
+    run.add("rankme", 2.5, layer=0)
+    run.add("rankme", float("nan"), layer=1)
+    run.add("vendi_score", 1.25, prompt_id="p")
+    run.finish()
+    df = load(tmp_path / "r")
+    assert list(df["metric"]) == ["rankme", "rankme", "vendi_score"]
+    assert df.query("metric == 'rankme'")["layer"].tolist() == [0, 1]
+    assert df["value"].isna().tolist() == [False, True, False]   # JSON null -> NaN
+    assert df.equals(load(tmp_path / "r" / "metrics.json"))
+    with pytest.raises(InputFileError, match="not a collapsekit results folder"):
+        load(tmp_path / "nothing")

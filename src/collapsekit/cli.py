@@ -27,6 +27,23 @@ def _console():
     return Console(stderr=True)
 
 
+REPORTS = "collapse-report"  # the parent of every default --out folder
+
+
+def default_out(command: str, *parts) -> Path:
+    """``collapse-report/<command>[-<part>...]``: each command, model (and --quick) gets its
+    own folder, so commands run one after another never meet in one folder. A part is a
+    model spec, a learner, or "quick"; a model spec contributes its last path component."""
+    import re
+
+    names = [command]
+    for part in parts:
+        if part:
+            name = Path(str(part).split(":", 1)[-1].rstrip("/\\")).name
+            names.append(re.sub(r"[^A-Za-z0-9._+]+", "-", name.removesuffix(".gguf")))
+    return Path(REPORTS) / "-".join(names)
+
+
 def _finish(out: Path, as_json: bool, console) -> None:
     if as_json:
         sys.stdout.write((out / "metrics.json").read_text() + "\n")
@@ -45,12 +62,13 @@ def app(debug: bool):
 @app.command()
 @click.option("--learner", help="e.g. linear, gaussian, ngram, lm")
 @click.option("--strategy", help="comma-separated, e.g. replace,accumulate")
-@click.option("--generations", type=int)
+@click.option("--generations", type=int, help="[default: 10]")
 @click.option("--seeds", type=int, help="independent repetitions")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
               help="learner parameter (repeat)")
 @click.option("--config", type=OUT, help="TOML sweep file")
-@click.option("--out", type=OUT, default="collapse-simulate", show_default=True)
+@click.option("--out", type=OUT, default=None,
+              help="results folder [default: collapse-report/simulate-LEARNER]")
 @click.option("--resume", is_flag=True, help="continue a run in --out made with the same config")
 @click.option("--force", is_flag=True, help="overwrite a run in --out made with another config")
 @click.option("--json", "as_json", is_flag=True, help="print metrics.json to stdout when done")
@@ -60,6 +78,7 @@ def simulate(learner, strategy, generations, seeds, params, config, out, resume,
     from .studies.recursion import run_simulate
 
     console = _console()
+    out = out or default_out("simulate", learner or (config and Path(config).stem))
     run_simulate(out, learner=learner, strategies=strategy, generations=generations,
                  seeds=seeds, params=_pairs(params, "--param"),
                  config_file=str(config) if config else None, resume=resume, force=force,
@@ -70,7 +89,8 @@ def simulate(learner, strategy, generations, seeds, params, config, out, resume,
 @app.command()
 @click.argument("runs", type=OUT, nargs=-1, required=True)
 @click.option("--seed", type=int, default=0, help="random seed (same seed, same numbers)")
-@click.option("--out", type=OUT, default="collapse-compare", show_default=True)
+@click.option("--out", type=OUT, default=None,
+              help="results folder [default: collapse-report/compare-RUN_A-RUN_B]")
 @click.option("--force", is_flag=True, help="overwrite a run in --out made with another config")
 @click.option("--json", "as_json", is_flag=True, help="print metrics.json to stdout when done")
 def compare(runs, seed, out, force, as_json):
@@ -79,6 +99,7 @@ def compare(runs, seed, out, force, as_json):
     from .studies.compare import run_compare_many
 
     console = _console()
+    out = out or default_out("compare", *(Path(r).resolve().name for r in runs))
     run_compare_many(runs, out, seed=seed, force=force, console=console)
     _finish(out, as_json, console)
 
@@ -195,10 +216,10 @@ def _pairs(items, flag: str) -> dict:
     return out
 
 
-def _common(takes_model: bool, many: bool, default_out: str) -> list:
+def _common(takes_model: bool, many: bool, out_help: str) -> list:
     """The options every study command takes."""
-    opts = [click.Option(["--out"], type=OUT, default=default_out,
-                         show_default=True, help="results folder"),
+    opts = [click.Option(["--out"], type=OUT, default=None, help="results folder "
+                         f"[default: {out_help}]"),
             click.Option(["--quick"], is_flag=True, help="the study's smaller settings"),
             click.Option(["--param", "params"], multiple=True, metavar="NAME=VALUE",
                          help="set a study parameter (repeat)"),
@@ -234,6 +255,8 @@ def _run(name: str, *, out, quick, params, seed, resume, force, as_json, report,
          trust_remote_code=False) -> None:
     from .studies import run_scan, run_study
 
+    models = model if isinstance(model, tuple) else (model,)
+    out = out or default_out(name, *models, "quick" if quick else None)
     given = {**_pairs(params, "--param"), **{k: v for k, v in flags.items() if v is not None}}
     common = dict(model=(list(model) or None) if isinstance(model, tuple) else model,
                   quick=quick, params=given, seed=seed, device=device, dtype=dtype,
@@ -249,7 +272,8 @@ def _run(name: str, *, out, quick, params, seed, resume, force, as_json, report,
 def study_command(study):
     """A click command for a registered study: the common options, ``--param``, and one
     option per parameter (``--name``; booleans as ``--name/--no-name``)."""
-    opts = _common(study.takes_model, study.many_models, f"collapse-{study.name}")
+    opts = _common(study.takes_model, study.many_models,
+                   f"{REPORTS}/{study.name}[-MODEL][-quick]")
     names = {}
     for pname, p in study.params.items():
         flag = p.flag or "--" + pname.replace("_", "-")
@@ -273,7 +297,7 @@ def scan_command():
     """``collapsekit scan``: the registry's scan studies on one model into one report."""
     from .studies.registry import scan_studies
 
-    opts = _common(True, False, "collapse-report") + [click.Option(
+    opts = _common(True, False, f"{REPORTS}/scan[-MODEL][-quick]") + [click.Option(
         ["--studies"], default="all", help="studies to run, comma-separated, 'all' "
         f"({', '.join(scan_studies())}); --param STUDY.NAME=VALUE sets one study's parameter,"
         " --param NAME=VALUE every study that has it")]

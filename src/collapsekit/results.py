@@ -163,6 +163,14 @@ def load_run(path) -> dict:
     return data
 
 
+def load(path):
+    """The records of a run's ``metrics.json`` (``path``: the folder or the file) as a
+    ``pandas.DataFrame``: one row per record, one column per field (absent fields NaN)."""
+    import pandas as pd
+
+    return pd.DataFrame.from_records(load_run(path)["records"])
+
+
 def read_table(run_dir, name: str) -> dict[str, list]:
     """Columns of ``tables/<name>.parquet`` in a run folder, as ``{column: values}``."""
     import pyarrow.parquet as pq

@@ -25,6 +25,7 @@ from .learners import LEARNERS, make_learner
 from .strategies import parse_strategies
 
 _KEYS = ("learner", "strategies", "generations", "seeds", "params")
+GENERATIONS = 10  # when neither --generations nor the sweep file gives them
 _DATA_METRICS = ("real_fraction", "mean_age")
 
 
@@ -89,7 +90,7 @@ def plan(*, learner, strategies, generations, seeds, params, config_file=None, *
     lrn = make_learner(name, merged, **objects)
     strats = parse_strategies(strategies if strategies else sweep.get("strategies"))
     gens = check_int("generations", generations if generations is not None
-                     else sweep.get("generations"), 1)
+                     else sweep.get("generations", GENERATIONS), 1)
     n_seeds = check_int("seeds", seeds if seeds is not None else sweep.get("seeds", 1), 1)
     for s in strats:
         s.check(lrn.n)
