@@ -268,3 +268,23 @@ def test_sign_of_the_margin_matches_the_label():
     text, upto = prompt("parity_pressure", 37)
     assert text.startswith("My teacher") and upto.endswith("\n37") and text == upto + ":"
     assert task_of("plain_pressure") is None and task_of("primality_pressure") == "primality"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ["embedded:smollm2-135m-instruct", "embedded:gemma3-270m"])
+def test_templates_mark_the_number_on_the_embedded_tokenizers(spec):
+    """Every item 0..999 in every context: the number's last token is found (no token
+    straddles its end) and is a digit; the answer words are distinct single tokens."""
+    from collapsekit.models.ablation import answer_ids, token_index
+    from collapsekit.models.tokenization import load_tokenizer
+    from collapsekit.studies.numbers import ANSWERS, CONTEXTS, prompt
+
+    tok = load_tokenizer(spec)
+    for ctx in CONTEXTS:
+        for k in range(1000):
+            text, upto = prompt(ctx, k)
+            i = token_index(tok, text, upto)
+            assert tok.decode(tok(text)["input_ids"][i]).strip() == str(k)[-1]
+    for task in ANSWERS:
+        a, b = answer_ids(tok, ANSWERS[task])
+        assert tok.decode(a).strip() != tok.decode(b).strip()
