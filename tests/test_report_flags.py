@@ -33,15 +33,19 @@ def test_layers_where_one_coordinate_dominates_are_flagged_with_their_coordinate
 
 def test_no_dominant_coordinate_still_states_the_check():
     (note,) = outlier_notes(geometry([0.1, 0.137, 0.09], [3, 5, 3]))
-    assert note.startswith("Outlier check: no layer") and "block_1 (coordinate 5, 13.7%)" in note
+    assert note.startswith("Outlier check: no layer") and "block_1 (coordinate 5, 13.7%)." in note
+    (one,) = outlier_notes(geometry([0.1], [3], model="a") + geometry([0.2], [4], model="b"))
+    assert "block_0 (coordinate 4, 20.0%) (model=b)." in one  # one line for all scopes
     assert outlier_notes([{"metric": "rankme", "value": 1.0, "layer": 0}]) == []
 
 
 def test_one_note_per_scope_and_many_layers_shortened():
     recs = geometry([0.9] * 12, [7] * 12, model="a") + geometry([0.1] * 3, [1] * 3, model="b")
-    a, b = outlier_notes(recs)
+    (a,) = outlier_notes(recs)  # only scopes with a flagged layer get a note then
     assert "(model=a)" in a and "and 4 more" in a and "at 12 of 12 layers" in a
-    assert "(model=b)" in b and b.startswith("Outlier check")
+    recs += geometry([0.7], [2], model="c")
+    assert [n.split(":")[0] for n in outlier_notes(recs)] == [
+        "Outlier coordinate (model=a)", "Outlier coordinate (model=c)"]
 
 
 def test_k_over_d_near_one_warns():
@@ -75,6 +79,7 @@ def test_the_scans_geometry_section_carries_the_outlier_check():
 
     golden = Path(__file__).parent / "golden" / "scan_tiny_records.json"
     (geo,) = [s for s in plan(json.loads(golden.read_text())) if s.name == "geometry"]
-    assert len(geo.notes) == 1 and geo.notes[0].startswith("Outlier check (source=wikipedia)")
+    assert len(geo.notes) == 1 and geo.notes[0].startswith("Outlier check: no layer")
+    assert geo.notes[0].endswith("(source=wikipedia).")
     rankme = next(p for p in geo.plots if p.metric == "rankme")
     assert set(rankme.series) == {"raw", "standardised"}

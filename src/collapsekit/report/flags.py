@@ -3,9 +3,10 @@
 - :func:`outlier_notes` (geometry): a layer whose top coordinate holds at least
   ``DOMINANT_SHARE`` of the variance (``top_coordinate_share`` ≥ 0.5, i.e. one coordinate
   carries as much variance as all the others together) is flagged, with the coordinate's
-  index; the note explains why the raw spectral curves fall there and why α-ReQ and
-  RankMe disagree, and points to the ``basis=standardised`` curves. Without a flagged layer
-  one line still states the largest share, so every geometry section shows the check.
+  index, one note per scope (model, source, strategy, ...) with a flagged layer; the note
+  explains why the raw spectral curves fall there and why α-ReQ and RankMe disagree, and
+  points to the ``basis=standardised`` curves. Without any flagged layer one line states
+  the largest share, so every geometry section shows the check.
 - :func:`nc_notes` (neural collapse): K/D in ``KD_WARN`` = [0.5, 2] warns that NC1 is
   unstable and not comparable across runs of another K/D.
 """
@@ -33,22 +34,22 @@ def outlier_notes(recs) -> list[str]:
               and isinstance(r.get("value"), (int, float)) and r.get("layer") is not None]
     index = {(_scope(r), r["layer"]): r.get("value") for r in recs
              if r.get("metric") == "top_coordinate" and r.get("layer") is not None}
+    def name(r):
+        j = index.get((_scope(r), r["layer"]))
+        coord = f"coordinate {int(j)}, " if isinstance(j, (int, float)) else ""
+        return f"{r.get('layer_name') or r['layer']} ({coord}{100 * r['value']:.1f}%)"
+
+    if shares and all(r["value"] < DOMINANT_SHARE for r in shares):
+        top = max(shares, key=lambda r: r["value"])
+        return [f"Outlier check: no layer has one coordinate holding ≥ {DOMINANT_SHARE:.0%} "
+                f"of the variance; the largest share is {name(top)}{_where(_scope(top))}."]
     notes = []
     groups: dict = {}
     for r in shares:
         groups.setdefault(_scope(r), []).append(r)
     for scope, rs in groups.items():
-        def name(r):
-            j = index.get((scope, r["layer"]))
-            coord = f"coordinate {int(j)}, " if isinstance(j, (int, float)) else ""
-            return f"{r.get('layer_name') or r['layer']} ({coord}{100 * r['value']:.1f}%)"
-
         flagged = [r for r in rs if r["value"] >= DOMINANT_SHARE]
         if not flagged:
-            top = max(rs, key=lambda r: r["value"])
-            notes.append(f"Outlier check{_where(scope)}: no layer has one coordinate holding "
-                         f"≥ {DOMINANT_SHARE:.0%} of the variance; the largest share is "
-                         f"{name(top)}.")
             continue
         listed = ", ".join(map(name, flagged[:_SHOWN])) + (
             f" and {len(flagged) - _SHOWN} more" if len(flagged) > _SHOWN else "")
