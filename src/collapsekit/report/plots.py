@@ -87,8 +87,10 @@ def _reference(label: str) -> tuple[str, bool]:
 def _references(ax, refs, vertical: bool = False) -> None:
     """Grey reference lines (``references.RefLine``), dotted, each with its band."""
     for i, r in enumerate(refs):
+        band = f" [{r.lo:.4g}, {r.hi:.4g}]" if r.lo is not None and r.hi is not None else ""
         style = dict(color=REF_GREYS[i % len(REF_GREYS)], linestyle=(":", "-.", "--")[i % 3],
-                     linewidth=1.4, label=_short(f"{r.label}: {r.value:.4g}", 60), zorder=1)
+                     linewidth=1.4, label=_short(f"{r.label}: {r.value:.4g}{band}", 70),
+                     zorder=1)
         (ax.axvline if vertical else ax.axhline)(r.value, **style)
         if r.lo is not None and r.hi is not None:
             (ax.axvspan if vertical else ax.axhspan)(r.lo, r.hi, color=style["color"],
@@ -138,6 +140,8 @@ def line_plot(series: dict, *, metric: str, x_label: str, title: str, refs=(),
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ylim is not None:
             ax.set_ylim(*ylim)
+            for artist in ax.lines:  # points on the range's edge (0, 1) drawn whole
+                artist.set_clip_on(False)
         ax.set(xlabel=x_label, ylabel=metric_label(metric, "\n"), title=_short(title, 90))
         if metric_info(metric).get("scale") == "log" and all(
                 y > 0 for s in series.values() for y in s["y"]):
