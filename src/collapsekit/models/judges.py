@@ -9,7 +9,10 @@ A judge is named by a spec (``--judge``):
                   Uncertainty", ICLR): a and b are equivalent when an NLI classifier's top
                   label is entailment for (a ⇒ b) and for (b ⇒ a). MODEL is any Hugging
                   Face sequence-classification NLI model (a local folder or a hub id), its
-                  entailment and contradiction labels read from ``config.id2label``.
+                  entailment and contradiction labels read from ``config.id2label``. This
+                  is the paper's rule; the released code of Kuhn et al. (and Lin et al.'s,
+                  copied from it) merges unless either direction is *contradiction*, so
+                  two neutral directions merge there and not here.
   ``lm:MODEL``    an LM asked "do these two answers mean the same thing?"; d(a, b) =
                   log p(Yes) − log p(No) of its reply; equivalent when d(a, b) + d(b, a) > 0.
                   MODEL is a model spec (``embedded:…``, a folder, a hub id) or an embedded
