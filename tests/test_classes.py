@@ -166,3 +166,40 @@ def test_bad_construction_and_finalize():
         ClassMoments(3, 2).merge(ClassMoments(4, 2))
     with pytest.raises(ValueError, match=r"min_count=\S+ must be an integer >= 1"):
         select_classes(np.array([1, 2]), min_count=0)
+
+
+def test_device_resident_accumulation_equals_the_host_path():
+    """Fed tensors with ``resident=True`` (what an accelerator gets by default), the sums stay
+    float64 tensors on the batches' device; finalize, state_dict and merges equal the host
+    path's, ignored labels included."""
+    rng = np.random.default_rng(5)
+    batches = [((rng.normal(size=(n, 4)) * 2 + 300).astype(np.float32), rng.integers(0, 6, n))
+               for n in (9, 1, 25)]
+    dev = ClassMoments(6, 4, classes=[0, 1, 2, 4], resident=True)
+    host = ClassMoments(6, 4, classes=[0, 1, 2, 4])
+    for x, y in batches:
+        dev.update(torch.tensor(x), torch.tensor(y))
+        host.update(torch.tensor(x), y)
+    assert isinstance(dev.sums, torch.Tensor) and dev.sums.dtype == torch.float64
+    assert dev.moments.device == "cpu" and host.moments.device == "numpy"
+    assert dev.ignored == host.ignored == int(np.isin(np.concatenate([y for _, y in batches]),
+                                                       [3, 5]).sum())
+    want = host.finalize()
+    got = dev.finalize()
+    for field in ("centred_means", "global_mean", "variances", "sigma_w"):
+        np.testing.assert_allclose(getattr(got, field), getattr(want, field), rtol=1e-12,
+                                   atol=1e-12, err_msg=field)
+    np.testing.assert_array_equal(got.counts, want.counts)
+    for key, value in host.state_dict().items():
+        np.testing.assert_allclose(dev.state_dict()[key], value, rtol=1e-12, atol=1e-12)
+    merged = ClassMoments(6, 4, classes=[0, 1, 2, 4], resident=True)
+    merged.update(torch.tensor(batches[0][0]), torch.tensor(batches[0][1]))
+    rest = ClassMoments(6, 4, classes=[0, 1, 2, 4])
+    for x, y in batches[1:]:
+        rest.update(x, y)
+    np.testing.assert_allclose(merged.merge(rest).finalize().sigma_w, want.sigma_w, rtol=1e-10)
+    with pytest.raises(ValueError, match="label 9 is outside"):
+        ClassMoments(6, 4, resident=True).update(torch.ones(2, 4), torch.tensor([1, 9]))
+    with pytest.raises(ValueError, match="NaN or inf in 1 of 2 rows"):
+        ClassMoments(6, 4, resident=True).update(torch.tensor([[1.0] * 4, [float("nan")] * 4]),
+                                                 torch.tensor([1, 2]))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..params import check_int
-from .moments import Moments, to_numpy64
+from .moments import Moments, _is_tensor, host, on_float64_device, to_numpy64
 
 __all__ = ["ClassMoments", "ClassStats", "select_classes", "memory_bytes"]
 
@@ -99,11 +99,16 @@ class ClassMoments:
     ``num_classes``: labels are ints in [0, num_classes). ``classes``: ids to track (default
     all); rows with other labels are skipped and counted in ``ignored``. ``max_bytes``: the
     constructor raises, naming the memory needed, when :func:`memory_bytes` exceeds it.
+    Fed torch tensors on an accelerator (or on the CPU with ``resident=True``), the state
+    stays there in float64 (sums by ``index_add_``); results and ``state_dict`` are numpy,
+    and ``finalize``, ``merge`` and ``state_dict`` bring the state back to the host first.
     """
 
     def __init__(self, num_classes: int, dim: int, *, classes=None,
-                 max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None):
+                 max_bytes: int = DEFAULT_MAX_BYTES, name: str | None = None,
+                 resident: bool = False):
         self.name = name
+        self.resident = bool(resident)
         self.num_classes = check_int("num_classes", num_classes, 2)
         self.dim = check_int("dim", dim, 1)
         if classes is None:
@@ -136,7 +141,7 @@ class ClassMoments:
         self.sums = np.zeros((k, self.dim))
         self.sq = np.zeros(k)
         self.shift = None  # pilot shift s, set by the first non-empty batch
-        self.moments = Moments(self.dim, unit_sum=False, name=name)
+        self.moments = Moments(self.dim, unit_sum=False, name=name, resident=resident)
         self.ignored = 0
 
     @classmethod
@@ -168,6 +173,9 @@ class ClassMoments:
 
     def update(self, x, labels) -> "ClassMoments":
         """Add rows ``x`` (n, D) with integer ``labels`` (n,). Returns self."""
+        if _is_tensor(self.sums) or (self.shift is None and on_float64_device(
+                x, cpu=self.resident)):
+            return self._update_tensor(x, labels)
         x = to_numpy64(x)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise self._err(f"expected a batch of shape (n, {self.dim}), got {x.shape}")
@@ -193,10 +201,48 @@ class ClassMoments:
         self.n += np.bincount(rows, minlength=len(self.n))
         return self
 
+    def _update_tensor(self, x, labels) -> "ClassMoments":
+        """:meth:`update` on the device: the same sums by ``index_add_`` in float64."""
+        if not _is_tensor(x):
+            x = self.sums.new_tensor(to_numpy64(x))
+        x = x.detach().to(self.sums.device if _is_tensor(self.sums) else x.device).double()
+        if x.dim() != 2 or x.shape[1] != self.dim:
+            raise self._err(f"expected a batch of shape (n, {self.dim}), got {tuple(x.shape)}")
+        rows = x.new_tensor(self._rows(labels, x.shape[0])).long()  # validated on the host
+        if not bool(x.isfinite().all()):
+            bad = int((~x.isfinite()).any(dim=1).sum())
+            raise self._err(f"batch contains NaN or inf in {bad} of {x.shape[0]} rows; fix "
+                            "or drop those rows before update()")
+        keep = rows >= 0
+        if not bool(keep.all()):
+            self.ignored += int((~keep).sum())
+            x, rows = x[keep], rows[keep]
+        if x.shape[0] == 0:
+            return self
+        if self.shift is None:
+            self.shift = x.mean(dim=0)
+            self.n, self.sums, self.sq = (rows.new_tensor(self.n), x.new_tensor(self.sums),
+                                          x.new_tensor(self.sq))
+        self.moments.update(x)
+        y = x - self.shift
+        self.sums.index_add_(0, rows, y)
+        self.sq.index_add_(0, rows, (y * y).sum(dim=1))
+        self.n += rows.bincount(minlength=len(self.n))
+        return self
+
+    def _to_host(self) -> "ClassMoments":
+        """Move a device-resident state to numpy (in place). Returns self."""
+        if _is_tensor(self.sums):
+            self.n, self.sums, self.sq, self.shift = (host(a) for a in (
+                self.n, self.sums, self.sq, self.shift))
+        return self
+
     def merge(self, other: "ClassMoments") -> "ClassMoments":
         """Add another accumulator of the same classes and dimension, in place. Returns self."""
         if not isinstance(other, ClassMoments):
             raise self._err(f"merge() needs a ClassMoments, got {type(other).__name__}")
+        self._to_host()
+        other._to_host()
         if (other.num_classes, other.dim) != (self.num_classes, self.dim) or not np.array_equal(
                 other.classes, self.classes):
             raise self._err("cannot merge accumulators of different num_classes, dim or "
@@ -226,6 +272,7 @@ class ClassMoments:
         variance exactly 0: the Linguistic-Collapse code (Wu & Papyan 2024) keeps every
         class with count >= ``min_per_class`` (default 1) and its var_sums / counts is 0
         (to float32 round-off) for a class seen once."""
+        self._to_host()
         if global_mean not in GLOBAL_MEANS:
             raise self._err(f"global_mean must be one of {GLOBAL_MEANS}, got {global_mean!r}")
         if singletons not in SINGLETONS:
@@ -259,6 +306,7 @@ class ClassMoments:
     # -- persistence (plain arrays: .npz / safetensors, no pickle) ------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         """Plain arrays; ``from_state_dict`` rebuilds the accumulator."""
+        self._to_host()
         state = {f"moments.{k}": v for k, v in self.moments.state_dict().items()}
         state.update(num_classes=np.array(self.num_classes), classes=self.classes.copy(),
                      n=self.n.copy(), sums=self.sums.copy(), sq=self.sq.copy(),
