@@ -84,7 +84,6 @@ def test_compare_of_models_of_different_depth_end_to_end(tmp_path, monkeypatch, 
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     from collapsekit.studies import run_study
-    from collapsekit.studies.compare import run_compare
 
     deep = make_model("llama")  # 3 blocks: layers 0..4 (embeddings .. final norm)
     cfg = LlamaConfig(**{**deep.config.to_dict(), "num_hidden_layers": 1})
@@ -95,10 +94,12 @@ def test_compare_of_models_of_different_depth_end_to_end(tmp_path, monkeypatch, 
             warnings.simplefilter("ignore")
             run_study("geometry", tmp_path / f"run-{name}", model=str(tmp_path / name),
                       params={"n": 4, "max_length": 16, "attention": False}, report=False)
-    html = run_compare(tmp_path / "run-deep", tmp_path / "run-shallow", tmp_path / "cmp")
-    page = html.read_text(encoding="utf-8")
-    assert "each layer index divided by its run" in page
-    assert re.search(r"<section id='summary'>.*run=.*shallow", page, re.DOTALL)
-    code, _, _ = run_cli(monkeypatch, capsys, "report", str(tmp_path / "cmp"),
+    code, _, _ = run_cli(monkeypatch, capsys, "compare", str(tmp_path / "run-deep"),
+                         str(tmp_path / "run-shallow"), "--out", str(tmp_path / "cmp"),
                          "--depth", "absolute")
-    assert code in (0, None) and "each layer index divided" not in html.read_text("utf-8")
+    page = (tmp_path / "cmp" / "index.html").read_text(encoding="utf-8")
+    assert code in (0, None) and "each layer index divided" not in page
+    assert re.search(r"<section id='summary'>.*run=.*shallow", page, re.DOTALL)
+    code, _, _ = run_cli(monkeypatch, capsys, "report", str(tmp_path / "cmp"))  # auto
+    page = (tmp_path / "cmp" / "index.html").read_text(encoding="utf-8")
+    assert code in (0, None) and "each layer index divided by its run" in page

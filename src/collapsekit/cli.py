@@ -93,7 +93,10 @@ def simulate(learner, strategy, generations, seeds, params, config, out, resume,
               help="results folder [default: collapse-report/compare-RUN_A-RUN_B]")
 @click.option("--force", is_flag=True, help="overwrite a run in --out made with another config")
 @click.option("--json", "as_json", is_flag=True, help="print metrics.json to stdout when done")
-def compare(runs, seed, out, force, as_json):
+@click.option("--depth", type=click.Choice(["auto", "relative", "absolute"]), default="auto",
+              show_default=True, help="per-layer curves: layer / last layer (auto: when the "
+              "runs' depths differ) or the layer index")
+def compare(runs, seed, out, force, as_json, depth):
     """Two or more results folders side by side: overlaid curves, matched differences, and
     the cross-model homogeneity of their samples."""
     from .studies.compare import run_compare_many
@@ -101,6 +104,10 @@ def compare(runs, seed, out, force, as_json):
     console = _console()
     out = out or default_out("compare", *(Path(r).resolve().name for r in runs))
     run_compare_many(runs, out, seed=seed, force=force, console=console)
+    if depth != "auto":
+        from .report.html import render
+
+        render(out, depth=depth)
     _finish(out, as_json, console)
 
 

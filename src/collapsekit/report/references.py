@@ -119,5 +119,5 @@ def annotate(spec, section: str, scalars: list[dict], meta: dict, relative: bool
     if relative and spec.kind == "line" and spec.x == "layer":
         changes["x"] = "relative depth (layer / last layer)"
         notes.append("Runs of different depth: each layer index divided by its run's last "
-                     "layer (collapsekit report DIR --depth absolute for layer indices).")
+                     "layer (--depth absolute of compare or report for layer indices).")
     return dataclasses.replace(spec, caption=" ".join([spec.caption, *notes]), **changes)
