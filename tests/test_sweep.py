@@ -148,3 +148,11 @@ def test_compare_three_runs(tmp_path, monkeypatch, capsys):
         run_compare_many([tmp_path / "x", tmp_path / "x"], tmp_path / "d")
     with pytest.raises(InputFileError, match="at least two"):
         run_compare_many([tmp_path / "x"], tmp_path / "d")
+
+
+def test_missing_input_file_fails_before_any_run(tmp_path, tiny_dir):
+    with pytest.raises(InputFileError, match="no-such.txt"):
+        run_sweep(tmp_path / "s", studies=["geometry"], models=[str(tiny_dir)],
+                  grid={"n": "4,6"}, params={"texts": str(tmp_path / "no-such.txt")},
+                  use_ray=False, report=False)
+    assert not (tmp_path / "s").exists()

@@ -41,7 +41,7 @@ from ..errors import InputFileError, NotApplicable
 from ..results import Run, load_run
 from .checkpoints import checkpoints
 from .distributed import one_line, run_tasks, start
-from .registry import get
+from .registry import get, hook
 from .runner import split_params
 
 KEYS = ("studies", "models", "seeds", "quick", "device", "dtype", "params", "grid")
@@ -147,6 +147,7 @@ def expand(*, studies, models=(), params=None, grid=None, seeds=(0,), quick=Fals
     if any(st.takes_model for st in chosen) and not specs:
         raise ValueError("no models to sweep: give --model (repeat) or models = [...]")
     units: list[Unit] = []
+    checked: set = set()
     for st in chosen:
         names = list(axes[st.name])
         for spec, mfields in (specs if st.takes_model else [(None, {})]):
@@ -154,7 +155,12 @@ def expand(*, studies, models=(), params=None, grid=None, seeds=(0,), quick=Fals
                 chosen_values = dict(zip(names, combo))
                 for seed in seeds:
                     given = {**fixed[st.name], **chosen_values}
-                    s = st.settings(given, quick=quick, seed=seed)
+                    s = st.settings(given, quick=quick, seed=seed,
+                                    model=(spec,) if st.many_models else spec)
+                    key = json.dumps([st.name, given], sort_keys=True, default=str)
+                    if st.check and key not in checked:  # input files, before any run
+                        hook(st.check)(s)
+                        checked.add(key)
                     typed = {n: _shown(s[n]) for n in names}
                     units.append(Unit("", st.name, spec, given, seed,
                                       {**mfields, **typed, "seed": seed}))
