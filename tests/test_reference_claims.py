@@ -67,3 +67,18 @@ def test_matrix_entropy_rank_zero_eigenvalues_add_eps_log_eps_each():
 def test_interval_note_only_when_the_interval_excludes_the_estimate():
     assert interval_note(0.2, 0.1, 0.3) == {}
     assert "excludes the estimate" in interval_note(0.2, 0.05, 0.15)["note"]
+
+
+def test_geometry_records_the_alpha_preset_it_fits(tiny_dir, tmp_path):
+    from collapsekit.results import load_run
+    from collapsekit.studies import run_study
+
+    texts = tmp_path / "t.txt"
+    texts.write_text("\n".join(["the cat sees the dog and the king loves the queen"] * 6))
+    run_study("geometry", tmp_path / "g", model=str(tiny_dir), report=False,
+              params={"texts": str(texts), "n": 6, "max_length": 16, "attention": False,
+                      "rank_collapse": False, "alpha_preset": "tracing"})
+    recs = [r for r in load_run(tmp_path / "g")["records"] if r["metric"].startswith("alpha")]
+    assert recs and {r["preset"] for r in recs} == {"tracing"}
+    assert all("preset" not in r for r in load_run(tmp_path / "g")["records"]
+               if r["metric"] == "rankme")

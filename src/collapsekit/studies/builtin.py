@@ -39,6 +39,9 @@ _register(
                             low=1),
             "attention": Param(bool, True, "attention entropy per head"),
             "rank_collapse": Param(bool, True, "rank-collapse residual per layer"),
+            "alpha_preset": Param(str, "paper", "α-ReQ fit: paper (ranks 11-100), reptrix "
+                                  "(11-100, 1/r weights), tracing (12-100, 1/r)",
+                                  choices=("paper", "reptrix", "tracing")),
             "neural_collapse": Param(bool, False, "NC1-NC4 with the next token as class"),
             "nc_layer": Param(str, ("final_norm",), "layers for neural collapse", many=True),
             "nc_max_classes": Param(int, None, "keep the K most frequent next tokens", low=2),

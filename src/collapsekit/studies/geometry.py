@@ -130,12 +130,13 @@ def accumulate(lm, texts: list[str], *, batch_size: int = 8, max_length: int = 2
     return geo
 
 
-def spectral_metrics(acc: Moments, basis: str = "raw") -> dict[str, float]:
+def spectral_metrics(acc: Moments, basis: str = "raw", alpha_preset: str = "paper"
+                     ) -> dict[str, float]:
     """The spectral metrics of one accumulator in ``basis`` ("raw" or "standardised": the
-    z-scored coordinates, see :func:`metrics.spectrum`)."""
+    z-scored coordinates, see :func:`metrics.spectrum`); α-ReQ with ``alpha_preset``."""
     ev = metrics.spectrum(acc, basis=basis)
     try:
-        alpha = metrics.alpha_req(ev)
+        alpha = metrics.alpha_req(ev, preset=alpha_preset)
     except ValueError:  # fewer than 3 positive eigenvalues in the rank range: α undefined
         alpha = metrics.AlphaReq(float("nan"), float("nan"), 0)
     return {
@@ -149,10 +150,10 @@ def spectral_metrics(acc: Moments, basis: str = "raw") -> dict[str, float]:
     }
 
 
-def layer_metrics(acc: Moments) -> dict[str, float]:
+def layer_metrics(acc: Moments, alpha_preset: str = "paper") -> dict[str, float]:
     """All per-layer geometry metrics of one accumulator in the raw basis, with the
     outlier-coordinate diagnostics (variance share, its index, squared-norm share)."""
-    values = spectral_metrics(acc)
+    values = spectral_metrics(acc, alpha_preset=alpha_preset)
     top = metrics.top_coordinate(acc)
     values.update(anisotropy=metrics.anisotropy(acc), top_coordinate_share=top.share,
                   top_coordinate=top.index,
@@ -160,7 +161,8 @@ def layer_metrics(acc: Moments) -> dict[str, float]:
     return values
 
 
-def record(run, geo: LayerGeometry, *, section: str = "geometry", **scope) -> list[dict]:
+def record(run, geo: LayerGeometry, *, section: str = "geometry", alpha_preset: str = "paper",
+           **scope) -> list[dict]:
     """Add one record per (metric, layer) to ``run``; return the per-layer table rows.
 
     With residuals accumulated, also ``rank_collapse_residual`` (Frobenius) and
@@ -170,28 +172,28 @@ def record(run, geo: LayerGeometry, *, section: str = "geometry", **scope) -> li
     so that one outlier coordinate is not read as collapse; table columns ``*_standardised``."""
     rows = []
     for layer, (name, acc) in enumerate(zip(geo.names, geo.moments)):
-        values = layer_metrics(acc)
+        values = layer_metrics(acc, alpha_preset)
         for norm, metric in (("fro", "rank_collapse_residual"),
                              ("l1linf", "rank_collapse_residual_l1linf")):
             if norm in geo.residual:
                 values[metric] = float(geo.residual[norm][layer] / geo.sequences)
-        std = spectral_metrics(acc, "standardised")
+        std = spectral_metrics(acc, "standardised", alpha_preset)
         rows.append({"layer": layer, "layer_name": name, "tokens": acc.n, **values,
                      **{f"{k}_standardised": v for k, v in std.items()}})
         for metric, value in values.items():
             run.add(metric, value, section=section, layer=layer, layer_name=name, **scope,
-                    **_preset(metric))
+                    **_preset(metric, alpha_preset))
         const = metrics.constant_coordinates(acc)
         note = {"note": f"{const} constant coordinate(s) left out"} if const else {}
         for metric, value in std.items():
             run.add(metric, value, section=section, layer=layer, layer_name=name,
-                    basis="standardised", **scope, **note, **_preset(metric))
+                    basis="standardised", **scope, **note, **_preset(metric, alpha_preset))
     return rows
 
 
-def _preset(metric: str) -> dict:
+def _preset(metric: str, preset: str) -> dict:
     """α-ReQ records name their fit preset (ranks and weights, ``metrics.alpha_req``)."""
-    return {"preset": "paper"} if metric.startswith("alpha_req") else {}
+    return {"preset": preset} if metric.startswith("alpha_req") else {}
 
 
 def record_attention(run, geo: LayerGeometry, *, collapse: float = metrics.attention.COLLAPSE,
@@ -247,7 +249,7 @@ def stage(run, lm, texts: list[str], *, batch_size: int, max_length: int,
           attention: bool = True, rank_collapse: bool = True, logit_lens: bool = False,
           logit_lens_every: int = 1, collapse: float = metrics.attention.COLLAPSE,
           overload: float = metrics.attention.OVERLOAD, extra=(), shards: int = 1,
-          **scope) -> LayerGeometry:
+          alpha_preset: str = "paper", **scope) -> LayerGeometry:
     """Per-layer geometry records of ``texts`` into ``run``; returns the accumulators.
 
     One forward pass per batch feeds the per-layer moments and, when switched on, attention
@@ -268,7 +270,7 @@ def stage(run, lm, texts: list[str], *, batch_size: int, max_length: int,
             geo = accumulate_sharded(lm, texts, shards, **kw)
         else:
             geo = accumulate(lm, texts, **kw)
-        rows = record(run, geo, **scope)
+        rows = record(run, geo, alpha_preset=alpha_preset, **scope)
         run.table("geometry_layers", rows)
         for key, value in summary(rows).items():
             run.add(key, value, section="geometry summary")
@@ -322,7 +324,7 @@ def study_stage(run, lm, s) -> None:
     geo = stage(run, lm, corpus, batch_size=s.batch_size, max_length=s.max_length,
                 attention=s.attention, rank_collapse=s.rank_collapse,
                 logit_lens=s.logit_lens, logit_lens_every=s.logit_lens_every,
-                extra=[acc] if acc else [], shards=s.shards,
+                extra=[acc] if acc else [], shards=s.shards, alpha_preset=s.alpha_preset,
                 **({} if s.texts else {"source": s.human}))
     if acc is not None:
         acc.truncated = geo.truncated
