@@ -122,13 +122,15 @@ def test_scan_runs_every_probe_and_skips_what_the_model_cannot(tiny_spec, tmp_pa
     sections = {r.get("section") for r in data["records"]}
     assert {"divergence", "agents", "ambiguity", "tokenizer", "passkey"} <= sections
     skipped = {r["probe"]: r["note"] for r in data["records"] if r["metric"] == "probe_skipped"}
-    assert set(skipped) == {"intention", "drift"}
+    assert set(skipped) == {"intention", "drift", "concepts"}
     # the tiny model's context is 64 tokens: too short for the problems and the documents
     assert "64-token context" in skipped["intention"]
     assert "64-token context" in skipped["drift"]
+    # its word-level vocabulary cannot spell the bundled category items
+    assert "not in the tokenizer's vocabulary" in skipped["concepts"]
     studies = scan_studies()
-    assert studies == ["geometry", "diversity", "agents", "intention", "ambiguity",
-                       "tokenizer", "passkey", "drift"]
+    assert studies == ["geometry", "diversity", "agents", "concepts", "intention",
+                       "ambiguity", "tokenizer", "passkey", "drift"]
     assert all(name in data["timings"] for name in studies), sorted(data["timings"])
     assert data["done"] == [s for s in studies if s not in skipped]  # skipped: not done
 
