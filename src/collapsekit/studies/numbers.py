@@ -150,9 +150,10 @@ def _ablations(run, lm, ctx, x, y, read, points, names, s, tick) -> None:
         bases = {"divergence": dec.divergence, "random": rnd}
         erase = {"none": None, "random": lambda a, b, q=rnd: q,
                  "divergence": lambda a, b: decompose(a, b, shared_rank=s.shared_rank).divergence}
-        where = _where(ctx, task_of(ctx), p, names[p])
+        where = _where(ctx, None, p, names[p])  # the context names the task
         for kind in ("none", "divergence", "random"):
-            scope = dict(where, ablation=kind, **({"rank": k} if kind != "none" else {}))
+            scope = {**where, "ablation": kind,
+                     **({"note": f"erased rank {k}"} if kind != "none" else {})}
             if kind == "none":
                 margins = clean
             else:
