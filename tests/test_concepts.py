@@ -231,3 +231,33 @@ def test_real_model_groups_the_bundled_categories_above_chance(tmp_path):
     assert ami > 0.2
     split = next(r["value"] for r in recs if r["metric"] == "concept_split_items")
     assert 0 < split < 0.5  # "blue jay", "teddy bear" and SmolLM2's split words
+
+
+def test_analyse_on_planted_vectors_by_hand(tmp_path):
+    from collapsekit.studies.concepts import Concepts, analyse
+
+    # category a at 0, 1, 2, 10 (mean 3.25): distances 3.25, 2.25, 1.25, 6.75; b shifted
+    # by 100. Typicality ranks the closest first, so rho(−distance, typicality) = 1.
+    pos = np.array([0.0, 1, 2, 10, 100, 101, 102, 110])[:, None]
+    c = Concepts(["a"] * 4 + ["b"] * 4, list("pqrstuvw"),
+                 np.array([2.0, 3, 4, 1, 2, 3, 4, 1]), "planted")
+    recs, rows = analyse(pos, c, ks=(2,), beta=0.5, seed=0, n_init=2)
+    by = {(r["metric"], r.get("partition"), r.get("category")): r["value"] for r in recs}
+    dist = (3.25**2 + 2.25**2 + 1.25**2 + 6.75**2) / 4
+    assert by[("concept_rate", "human", None)] == pytest.approx(1.0)
+    assert by[("concept_distortion", "human", None)] == pytest.approx(dist)
+    assert by[("concept_ib_objective", "human", None)] == pytest.approx(1 + 0.5 * dist)
+    assert by[("concept_ami", None, None)] == pytest.approx(1.0)  # k-means finds a and b
+    assert by[("concept_ib_gap", None, None)] == pytest.approx(0.0)  # the same partition
+    assert by[("typicality_spearman", None, "a")] == pytest.approx(1.0)
+    assert by[("mean_typicality_spearman", None, None)] == pytest.approx(1.0)
+    assert [r["centroid_distance"] for r in rows[:4]] == pytest.approx([3.25, 2.25, 1.25, 6.75])
+
+
+def test_user_csv_with_bom_crlf_and_quotes(tmp_path):
+    p = tmp_path / "w.csv"
+    p.write_bytes(b'\xef\xbb\xbfcategory,item,typicality\r\nbird,robin,7\r\n'
+                  b'bird,"blue jay",5\r\nfruit,apple,6\r\nfruit,fig,2\r\n')
+    c = read_concepts(p)
+    assert c.items == ["robin", "blue jay", "apple", "fig"]
+    assert c.typicality.tolist() == [7, 5, 6, 2]
