@@ -66,7 +66,7 @@ def main() -> None:
         return
     doc = DOC.read_text(encoding="utf-8")
     new, n = re.subn(r"(<!-- numbers:concepts -->\n).*?(<!-- /numbers:concepts -->)",
-                     lambda m: m.group(1) + text + "\n" + m.group(2), doc, flags=re.S)
+                     lambda m: m.group(1) + text + "\n" + m.group(2), doc, flags=re.DOTALL)
     if n != 1:
         raise SystemExit(f"{DOC}: expected one <!-- numbers:concepts --> block, found {n}")
     DOC.write_text(new, encoding="utf-8")
