@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 LATEST ?= .venv-latest
 
-.PHONY: install demo test test-latest constraints bench clean
+.PHONY: install demo test test-latest constraints bench docs-numbers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ constraints: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/capture.py --texts 48
+
+# Every number the README and docs quote (docs/regenerate.py; checked by
+# tests/test_docs_numbers.py).
+docs-numbers: $(STAMP)
+	$(BIN)/python docs/regenerate.py
 
 clean:
 	rm -rf $(VENV) $(LATEST) collapse-report

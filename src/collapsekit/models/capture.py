@@ -325,7 +325,11 @@ def attention_entropy_reducer(layer: int, probs: torch.Tensor, mask: torch.Tenso
                          f"{tuple(probs.shape)} and {tuple(mask.shape)}")
     if mask.dtype != torch.bool:
         raise ValueError(f"mask must be a bool tensor, got {mask.dtype}: pass mask.bool()")
-    p = probs if probs.dtype in (torch.float32, torch.float64) else probs.float()
+    if probs.dtype in (torch.float32, torch.float64):
+        p = probs
+    else:  # bfloat16/float16 rows do not sum to 1, and H could exceed log|K|: renormalise
+        p = probs.double()
+        p = p / torch.where(mask[:, None], p, 0).sum(-1, keepdim=True).clamp(min=1e-300)
     if not bool(torch.isfinite(p).all()):
         raise ValueError(f"attention probabilities of layer {layer} contain NaN or inf: the "
                          "model overflowed; run it in float32")
