@@ -79,3 +79,13 @@ def test_lm_input_errors():
         make_learner("lm", SMALL, model=make_model("llama"))
     with pytest.raises(ValueError, match="lr=x"):
         make_learner("lm", {"lr": "x"})
+
+
+def test_lm_learner_loads_its_model_in_the_dtype_asked(tiny_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLLAPSEKIT_CACHE", str(tmp_path / "cache"))
+    learner = make_learner("lm", {**SMALL, "model": str(tiny_dir), "dtype": "bfloat16"})
+    model, _ = learner._load()
+    assert model.dtype == torch.bfloat16 and learner.describe()["model"]["dtype"] == \
+        "torch.bfloat16"
+    with pytest.raises(ValueError, match="dtype"):
+        make_learner("lm", {**SMALL, "dtype": "int8"})

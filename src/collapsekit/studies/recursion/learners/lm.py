@@ -40,6 +40,8 @@ class LMLearner(Learner):
         "lr": Param(float, 1e-4, "AdamW learning rate", low=0.0),
         "reset": Param(bool, True, "start each generation from the base weights"),
         "device": Param(str, "auto", "auto, cpu, cuda, mps"),
+        "dtype": Param(str, "float32", "compute dtype of the loaded model",
+                       choices=("float32", "bfloat16", "float16")),
         "eval_batch": Param(int, 16, "texts per forward pass when sampling/evaluating",
                             low=1),
     }
@@ -74,7 +76,8 @@ class LMLearner(Learner):
             if self._model is None:
                 from collapsekit.models.registry import load_model
 
-                lm = load_model(self.p["model"], device=self.p["device"])
+                lm = load_model(self.p["model"], device=self.p["device"],
+                                dtype=self.p["dtype"])
                 self._model, self._tok = lm.model, lm.tokenizer
                 self._info = lm.describe()
             else:
