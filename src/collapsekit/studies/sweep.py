@@ -239,7 +239,12 @@ def run_sweep(out, *, file=None, studies=None, models=None, params=None, grid=No
     run = Run(out, study="sweep", config=config, resume=resume, force=force)
     status = dict(run.to_dict().get("runs_status") or {})
     todo = [u for u in units if not run.done(u.id)]
-    ray, started = start(ray_address, workers=workers) if use_ray and todo else (None, False)
+    try:
+        ray, started = start(ray_address, workers=workers) if use_ray and todo else (None, False)
+    except BaseException:
+        if not run.discard_if_empty():  # a wrong --ray-address leaves nothing behind
+            run.release()
+        raise
     if use_ray and todo and ray is None:
         _say(console, "note: ray is not installed, so the sweep runs one run after another "
                       "in this process (pip install 'collapsekit[scale]' for Ray)")
