@@ -5,14 +5,16 @@ Blocks: ```python blocks are executed; every line of a ```bash / ```sh block (co
 lines joined, comments cut) is a command. ``collapsekit ...`` commands run through the real
 command line, one page after another in one folder (so two commands that would meet in one
 default --out folder fail here as they would for a reader), with
-  - MODELS: every model spec (embedded:NAME, ./folder, org/name) -> the tiny saved llama of
-    conftest (the ``tiny_dir`` fixture); ``--device cuda`` -> ``--device cpu``;
+  - MODELS: every model spec (embedded:NAME, ./folder) -> a link, named as the spec, to the
+    tiny saved llama of conftest; ``--device cuda`` -> ``--device cpu``; in python blocks
+    the quoted specs and the default model (``registry.DEFAULT_MODEL``) are the tiny model;
   - SHRINK: per command, flags appended to make it small (a later flag wins in click);
   - FILES: the input files the examples name (my_corpus.txt, prompts.txt, ...) are written
     first, small.
 Commands and blocks in NOT_RUN are not run, each with its reason; an entry that matches
 nothing fails (stale). The README's commands and python blocks run in the default suite;
-the docs pages' commands are ``slow`` (a few minutes on the tiny model).
+the docs pages' commands are ``slow`` (a few minutes on the tiny model) and not run until
+FILES writes their inputs (``pytest --runxfail -k docs_commands`` lists what fails).
 """
 
 from __future__ import annotations
@@ -51,6 +53,11 @@ NOT_RUN_PY = {
         "needs a training set-up (trainer, loader, optimizer) the snippet leaves to the "
         "reader; tests/test_monitor*.py run the same calls",
     "@dataclass": "the Study declaration, shown for reading (tests/test_study_registry.py)",
+    'Rule("my collapse", "my_metric", "my section", "first", axis="step", margin=0.2)':
+        "one line to paste into report/summary.py's RULES, not a program",
+    "monitor = DriftMonitor(reference_lm, texts)          # reference NLLs computed once":
+        "a loop over the reader's own edits (my_edits, apply); tests/test_drift.py runs "
+        "DriftMonitor",
 }
 # Flags appended per command: small settings on the tiny model.
 SHRINK = {
@@ -176,9 +183,9 @@ def test_readme_commands_run(tiny_model_dir, tmp_path, monkeypatch, capsys, one_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="the docs pages name input files (mine.jsonl, "
+@pytest.mark.xfail(run=False, reason="the docs pages name input files (mine.jsonl, "
                    "my_items.jsonl, norms.csv, checkpoints.txt, sweep.toml, ...) that FILES "
-                   "does not write yet; the failure message lists each failing command")
+                   "does not write yet; run with --runxfail to list each failing command")
 @pytest.mark.parametrize("page", PAGES[1:], ids=lambda p: p.name)
 def test_docs_commands_run(page, tiny_model_dir, tmp_path, monkeypatch, capsys, one_thread):
     run_page(page, tiny_model_dir, tmp_path, monkeypatch, capsys)
@@ -201,6 +208,8 @@ def test_python_block_runs(page, body, tiny_model_dir, tmp_path, monkeypatch, on
     code = body
     for spec in re.findall(r"\"(embedded:[\w.-]+|\./[\w./-]+)\"", body):
         code = code.replace(f'"{spec}"', repr(str(tiny_model_dir)))
+    from collapsekit.models import registry
+    monkeypatch.setattr(registry, "DEFAULT_MODEL", str(tiny_model_dir))  # run_study(model=None)
     if "collapse-report" in code:    # a results folder to read: a small run of the tiny model
         from collapsekit.studies import run_study
         run_study("geometry", tmp_path / "collapse-report", model=str(tiny_model_dir),
