@@ -113,7 +113,11 @@ def test_sweep_command_bad_starts(tmp_path, tiny_dir, monkeypatch, capsys):
                           (("--study", "geometry", "--model", str(tiny_dir), "--seed", "a"),
                            "not a whole number"),
                           (("--study", "geometry", "--model", "./nowhere"),
-                           "no such folder or file")):
+                           "no such folder or file"),
+                          (("--study", "geometry", "--model", str(tiny_dir), "--ray-address",
+                            "127.0.0.1:1"), "no Ray cluster answers at 127.0.0.1:1"),
+                          (("--study", "geometry", "--model", str(tiny_dir), "--ray-address",
+                            "nonsense"), "write auto, HOST:PORT")):
         capsys.readouterr()
         code, _, err = run_cli(monkeypatch, capsys, "sweep", *args, "--out", str(out))
         assert code == 2 and message in err and err.count("\n") == 1, err

@@ -9,6 +9,7 @@ payloads run one after another in this process. Ray is imported only here.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 
 from ..errors import CollapsekitError, MissingPackageError
@@ -23,6 +24,24 @@ def ray_module():
     return ray
 
 
+def reachable(address: str) -> None:
+    """CollapsekitError unless ``address`` (``auto``, ``HOST:PORT``, ``ray://HOST:PORT``)
+    is well formed and, when it names a host, something listens there (ray.init would
+    otherwise retry an unreachable address for minutes)."""
+    if address == "auto":
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise CollapsekitError(f"--ray-address {address!r}: write auto, HOST:PORT or "
+                               "ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError:
+        raise CollapsekitError(f"no Ray cluster answers at {address}: start one with ray "
+                               "start --head (it prints the address), or drop --ray-address "
+                               "for a local cluster") from None
+
+
 def start(address: str | None = None, *, workers: int | None = None):
     """(ray, started_here): a connected ``ray`` module, or (None, False) without ray (an
     ``address`` then fails: joining a cluster needs ray). ``workers``: CPUs of a local
@@ -35,6 +54,8 @@ def start(address: str | None = None, *, workers: int | None = None):
         return None, False
     if ray.is_initialized():
         return ray, False
+    if address:
+        reachable(address)
     kw = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     try:
         if address:
