@@ -46,6 +46,10 @@ NOT_RUN = {
     "collapsekit geometry --model ./big --texts corpus": "--shards needs Ray workers",
     "collapsekit trajectory ./out/my-run": "needs a training run's checkpoint-N folders "
                                             "(tests/test_scale.py builds some)",
+    "collapsekit concepts --quick": "the tiny model's word-level vocabulary cannot spell the "
+                                    "bundled category items (NotApplicable)",
+    "collapsekit concepts --model embedded:gemma3-270m": "bundled items (as above) and block "
+                                                         "9 of an 18-block model",
 }
 # python blocks not run, by their first line, with the reason.
 NOT_RUN_PY = {
@@ -77,6 +81,13 @@ FILES = {
     "my_corpus.txt": "the cat sees the dog .\nthe king loves the queen .\n" * 4,
     "corpus.txt": "the cat sees the dog .\nthe king loves the queen .\n" * 4,
     "prompts.txt": "the cat\na dog\n",
+    "norms.csv": "category,item,typicality\n" + "".join(  # words of the tiny vocabulary
+        f"{c},{w},{t}\n" for c, ws in (("animal", "cat dog bird fish"),
+                                       ("nature", "tree river sun moon star water fire"),
+                                       ("person", "king queen man woman child"),
+                                       ("colour", "red blue green gold"),
+                                       ("verb", "runs walks sings sees finds makes takes"))
+        for t, w in enumerate(ws.split(), 1)),
     "samples.jsonl": "".join(json.dumps({"prompt_id": p, "text": t}) + "\n" for p, t in [
         ("a", "the cat runs"), ("a", "the dog walks"), ("b", "a king sings"),
         ("b", "a queen sings")]),
