@@ -125,10 +125,13 @@ def test_compare_two_scans_made_by_the_runner(tmp_path):
         own = json.loads((folder / "metrics.json").read_text())["records"]
         copied = [r for r in data["records"] if r.get("run") == spec]
         assert len(copied) == len(own)
-        rankme = {r["layer"]: r["value"] for r in own if r["metric"] == "rankme"}
-        assert {r["layer"]: r["value"] for r in copied if r["metric"] == "rankme"} == rankme
+        rankme = {(r["layer"], r.get("basis")): r["value"] for r in own if r["metric"] == "rankme"}
+        assert {(r["layer"], r.get("basis")): r["value"] for r in copied
+                if r["metric"] == "rankme"} == rankme
     diff = read_table(tmp_path / "cmp", "differences")
-    assert sum(m == "rankme" for m in diff["metric"]) == 5  # embed, 3 blocks, final norm
+    bases = [json.loads(s).get("basis") for m, s in zip(diff["metric"], diff["scope"])
+             if m == "rankme"]  # embed, 3 blocks, final norm; raw and standardised coordinates
+    assert sorted(bases, key=str) == [None] * 5 + ["standardised"] * 5
     got = {r["metric"] + str(r.get("model", "")): r["value"] for r in data["records"]
            if r.get("section") == "homogeneity" and "prompt_id" not in r}
     assert data["shared_prompts"] == 2  # both scans sampled the first 2 bundled prompts

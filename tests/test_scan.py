@@ -51,8 +51,10 @@ def test_scan_writes_metrics_tables_and_report(tiny_spec, tmp_path):
     data = json.loads((out / "metrics.json").read_text())
     assert data["finished"] and data["model"]["n_layers"] == 3
     assert data["done"] == STUDIES and data["study"] == "scan"
-    rankme = [r for r in data["records"] if r["metric"] == "rankme"]
+    rankme = [r for r in data["records"] if r["metric"] == "rankme" and "basis" not in r]
     assert [r["layer"] for r in rankme] == list(range(5))  # embed, 3 blocks, final norm
+    std = [r for r in data["records"] if r["metric"] == "rankme" and "basis" in r]
+    assert [(r["layer"], r["basis"]) for r in std] == [(i, "standardised") for i in range(5)]
     assert all(1 <= r["value"] <= 32 for r in rankme)
     names = {r["metric"] for r in data["records"]}
     assert {"anisotropy", "mean_distinct_1", "mean_semantic_spread", "semantic_spread",
