@@ -104,41 +104,18 @@ class Moments:
                                        like(to_numpy64(x), self._m2))
         if self.n == 0 and on_float64_device(x, cpu=self.resident):
             return self._update_tensor(x)
-        x = to_numpy64(x)
-        if x.ndim != 2:
-            raise self._err(f"expected a 2-D batch of shape (n, D), got shape {x.shape}; "
-                            "reshape it with x.reshape(-1, D)")
-        if self.dim is not None and x.shape[1] != self.dim:
-            raise self._err(f"batch has dimension {x.shape[1]} but this accumulator has "
-                            f"dimension {self.dim}; pass vectors of one layer/width only")
-        if x.shape[0] == 0:
-            return self
-        if x.shape[1] == 0:
-            raise self._err("batch has zero columns (D = 0); pass vectors of dimension >= 1")
-        if not np.isfinite(x).all():
-            bad = int((~np.isfinite(x)).any(axis=1).sum())
-            raise self._err(f"batch contains NaN or inf in {bad} of {x.shape[0]} rows; "
-                            "fix or drop those rows before update()")
-        usum = None
-        if self.track_unit_sum:
-            norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-            if (norms == 0).any():
-                raise self._err(f"batch contains {int((norms == 0).sum())} all-zero rows, whose "
-                                "direction is undefined; drop them or use unit_sum=False")
-            usum = (1.0 / norms) @ x
-        shift = x.mean(axis=0) if self.n == 0 else self._shift
-        y = x - shift
-        rel = y.mean(axis=0)
-        y -= rel
-        return self._combine(x.shape[0], shift, rel, y.T @ y, usum)
+        return self._update_rows(to_numpy64(x), np.isfinite)
 
     def _update_tensor(self, x) -> "Moments":
-        """:meth:`update` with the same steps on a float64 tensor on the state's device."""
+        """:meth:`update` on a float64 tensor on the state's device."""
         x = x.detach()
         if self.n:
             x = x.to(self._m2.device)
-        x = x.double()
-        if x.dim() != 2:
+        return self._update_rows(x.double(), lambda t: t.isfinite())
+
+    def _update_rows(self, x, isfinite) -> "Moments":
+        """The update's steps, one code for a float64 numpy array and a float64 tensor."""
+        if x.ndim != 2:
             raise self._err(f"expected a 2-D batch of shape (n, D), got shape "
                             f"{tuple(x.shape)}; reshape it with x.reshape(-1, D)")
         if self.dim is not None and x.shape[1] != self.dim:
@@ -148,20 +125,21 @@ class Moments:
             return self
         if x.shape[1] == 0:
             raise self._err("batch has zero columns (D = 0); pass vectors of dimension >= 1")
-        if not bool(x.isfinite().all()):
-            bad = int((~x.isfinite()).any(dim=1).sum())
+        finite = isfinite(x)
+        if not bool(finite.all()):
+            bad = int((~finite).any(1).sum())
             raise self._err(f"batch contains NaN or inf in {bad} of {x.shape[0]} rows; "
                             "fix or drop those rows before update()")
         usum = None
         if self.track_unit_sum:
-            norms = (x * x).sum(dim=1).sqrt()
+            norms = (x * x).sum(1) ** 0.5
             if bool((norms == 0).any()):
                 raise self._err(f"batch contains {int((norms == 0).sum())} all-zero rows, "
                                 "whose direction is undefined; drop them or use unit_sum=False")
             usum = (1.0 / norms) @ x
-        shift = x.mean(dim=0) if self.n == 0 else self._shift
+        shift = x.mean(0) if self.n == 0 else self._shift
         y = x - shift
-        rel = y.mean(dim=0)
+        rel = y.mean(0)
         y -= rel
         return self._combine(x.shape[0], shift, rel, y.T @ y, usum)
 
