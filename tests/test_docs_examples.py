@@ -9,12 +9,12 @@ default --out folder fail here as they would for a reader), with
     tiny saved llama of conftest; ``--device cuda`` -> ``--device cpu``; in python blocks
     the quoted specs and the default model (``registry.DEFAULT_MODEL``) are the tiny model;
   - SHRINK: per command, flags appended to make it small (a later flag wins in click);
-  - FILES: the input files the examples name (my_corpus.txt, prompts.txt, ...) are written
-    first, small.
+  - FILES: the input files the examples name (my_corpus.txt, mine.jsonl, sweep.toml, ...)
+    are written first, small, on the tiny vocabulary (PAGE_FILES: a page's own version);
+    LINKS: copies of the tiny model under the folder names those files give.
 Commands and blocks in NOT_RUN are not run, each with its reason; an entry that matches
 nothing fails (stale). The README's commands and python blocks run in the default suite;
-the docs pages' commands are ``slow`` (a few minutes on the tiny model) and not run until
-FILES writes their inputs (``pytest --runxfail -k docs_commands`` lists what fails).
+the docs pages' commands are ``slow`` (about a minute in all on the tiny model).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -50,6 +51,16 @@ NOT_RUN = {
                                     "bundled category items (NotApplicable)",
     "collapsekit concepts --model embedded:gemma3-270m": "bundled items (as above) and block "
                                                          "9 of an 18-block model",
+    "collapsekit drift --quick": "the bundled documents are longer than the tiny model's "
+                                 "64-token context",
+    "collapsekit drift --model ./before": "the bundled documents (as above)",
+    "collapsekit drift --model ./m --edits 10 --edit-layer 4": "block 4 of a 3-block model",
+    "collapsekit finetune ": "the tiny model's word-level tokenizer turns a bundled corpus "
+                             "prefix into an empty prompt (prompt 10 is empty)",
+    "collapsekit intention ": "the problems plus the reasoning tokens exceed the tiny "
+                              "model's 64-token context",
+    "collapsekit numbers ": "the tiny tokenizer has no ' odd' / ' even' tokens, so the "
+                            "task cannot be scored (NotApplicable)",
 }
 # python blocks not run, by their first line, with the reason.
 NOT_RUN_PY = {
@@ -72,6 +83,8 @@ SHRINK = {
     "diversity": ["--k", "2", "--max-new-tokens", "4", "--param", "n_prompts=2",
                   "--no-report"],
     "simulate": ["--generations", "2", "--seeds", "2"],
+    "trajectory": ["--quick", "--no-report", "--param", "geometry.n=4",
+                   "--param", "geometry.max_length=16"],
     "compare": [],
     "report": [],
     "metrics": [],
@@ -91,7 +104,27 @@ FILES = {
     "samples.jsonl": "".join(json.dumps({"prompt_id": p, "text": t}) + "\n" for p, t in [
         ("a", "the cat runs"), ("a", "the dog walks"), ("b", "a king sings"),
         ("b", "a queen sings")]),
+    "mine.jsonl": json.dumps({  # an agents scenario (docs/agents.md, Scenario files)
+        "name": "cat-dog", "anchor": {"statement": "the cat sees the dog .", "constraints": [
+            {"kind": "must_mention", "term": "cat"}, {"kind": "max_words", "value": 8}]},
+        "agents": ["the king loves the queen .", "a dog walks ."]}) + "\n",
+    "my_items.jsonl": "".join(json.dumps(d) + "\n" for d in [  # docs/ambiguity.md, Items
+        {"id": "pet", "category": "lexical", "turn1": "the cat sees the dog .",
+         "candidates": ["the cat .", "the dog ."], "turn2": "the dog runs .", "intended": 1},
+        {"id": "king", "category": "referential", "turn1": "the king loves the queen .",
+         "candidates": ["the king .", "the queen ."], "turn2": "the king sings .",
+         "intended": 0}]),
+    "checkpoints.txt": "./ckpt-a 100\n./ckpt-b 200   # one spec per line, then its step\n",
+    "sweep.toml": ('studies = ["geometry", "diversity"]\nmodels = ["./base"]\nseeds = [0]\n'
+                   'quick = true\n[params]\n"geometry.n" = 4\n"geometry.max_length" = 16\n'
+                   '"diversity.n_prompts" = 2\n"diversity.k" = 2\n'
+                   '"diversity.max_new_tokens" = 4\n[grid]\ntemperature = [0.7, 1.0]\n'),
 }
+# A page's own version of a file another page also names (docs/simulate.md, Sweep file).
+PAGE_FILES = {"simulate.md": {"sweep.toml": 'learner = "gaussian"\nstrategies = ["replace", '
+                                            '"accumulate"]\ngenerations = 3\nseeds = 4\n'
+                                            '[params]\nd = 2\nm = 50\n'}}
+LINKS = ("ckpt-a", "ckpt-b", "base")  # model folders the files above name, in the page's folder
 MODEL_FLAGS = ("--model",)
 
 
@@ -137,7 +170,11 @@ def shrink(cmd: str, tiny: Path) -> list[str]:
         out.append(a)
         i += 1
     extra = list(SHRINK.get(name, QUICK))
-    takes_model = name not in ("simulate", "compare", "report", "metrics", "manifold")
+    if name == "simulate" and "lm" in args:  # the causal-LM learner on the tiny model
+        extra += ["--param", f"model={tiny}", "--param", "n_train=8", "--param", "n_test=8",
+                  "--param", "max_tokens=8"]
+    takes_model = name not in ("simulate", "compare", "report", "metrics", "manifold",
+                               "trajectory")
     if takes_model and not specs and not (name == "diversity" and "--samples" in out):
         extra += ["--model", str(tiny)]
     if "--out" not in out and name not in ("compare", "report", "metrics"):
@@ -171,8 +208,10 @@ def page_commands(page: Path) -> list[str]:
 
 def run_page(page, tiny, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    for name, text in FILES.items():
+    for name, text in {**FILES, **PAGE_FILES.get(page.name, {})}.items():
         (tmp_path / name).write_text(text)
+    for name in LINKS:
+        shutil.copytree(tiny, tmp_path / name)  # a copy: a checkpoint is named by its folder
     failures = []
     for cmd in page_commands(page):
         if not_run(cmd):
@@ -194,9 +233,6 @@ def test_readme_commands_run(tiny_model_dir, tmp_path, monkeypatch, capsys, one_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(run=False, reason="the docs pages name input files (mine.jsonl, "
-                   "my_items.jsonl, norms.csv, checkpoints.txt, sweep.toml, ...) that FILES "
-                   "does not write yet; run with --runxfail to list each failing command")
 @pytest.mark.parametrize("page", PAGES[1:], ids=lambda p: p.name)
 def test_docs_commands_run(page, tiny_model_dir, tmp_path, monkeypatch, capsys, one_thread):
     run_page(page, tiny_model_dir, tmp_path, monkeypatch, capsys)
