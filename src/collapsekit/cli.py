@@ -136,7 +136,8 @@ def _run_options(fn):
 @click.option("--studies", default="geometry", show_default=True,
               help="studies to run on each checkpoint, comma-separated")
 @click.option("--seed", type=int, default=0, help="random seed (same seed, same numbers)")
-@click.option("--out", type=OUT, default="collapse-trajectory", show_default=True)
+@click.option("--out", type=OUT, default=None,
+              help="results folder [default: collapse-report/trajectory-<model>]")
 @_run_options
 def trajectory(model_or_folder, studies, seed, out, quick, params, device, dtype, resume,
                force, as_json, report):
@@ -144,6 +145,7 @@ def trajectory(model_or_folder, studies, seed, out, quick, params, device, dtype
     org/name@rev1,rev2 or a .txt list), one folder, metrics against training step."""
     from .studies.trajectory import run_trajectory
 
+    out = out or default_out("trajectory", model_or_folder)
     run_trajectory(out, model_or_folder, studies=[s.strip() for s in studies.split(",")
                                                   if s.strip()],
                    quick=quick, params=_pairs(params, "--param"), seed=seed,
@@ -165,7 +167,8 @@ def trajectory(model_or_folder, studies, seed, out, quick, params, device, dtype
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="CPUs of the local Ray cluster [default: all]")
 @click.option("--no-ray", is_flag=True, help="run the runs one after another in this process")
-@click.option("--out", type=OUT, default="collapse-sweep", show_default=True)
+@click.option("--out", type=OUT, default=None,
+              help="results folder [default: collapse-report/sweep[-<file>]]")
 @_run_options
 def sweep(sweep_file, studies, models, grid, seeds, ray_address, workers, no_ray, out,
           quick, params, device, dtype, resume, force, as_json, report):
@@ -174,6 +177,7 @@ def sweep(sweep_file, studies, models, grid, seeds, ray_address, workers, no_ray
     from .studies.sweep import run_sweep
 
     console = _console()
+    out = out or default_out("sweep", sweep_file and Path(sweep_file).stem)
     run_sweep(out, file=sweep_file, studies=list(studies) or None,
               models=list(models) or None, params=_pairs(params, "--param"),
               grid=_pairs(grid, "--grid"), seeds=seeds, quick=quick or None, device=device,
