@@ -96,6 +96,18 @@ def tiny_dir(tmp_path):
 
 
 @pytest.fixture
+def broken_dir(tmp_path, tiny_dir):
+    """A copy of ``tiny_dir`` whose safetensors files are cut to a third: corrupt weights."""
+    path = tmp_path / "broken"
+    path.mkdir()
+    for f in tiny_dir.iterdir():
+        data = f.read_bytes()
+        (path / f.name).write_bytes(data[:len(data) // 3] if f.suffix == ".safetensors"
+                                    else data)
+    return path
+
+
+@pytest.fixture
 def tiny_lm():
     """(model, tokenizer) for a tiny llama."""
     return make_model("llama"), make_tokenizer()

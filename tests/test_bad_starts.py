@@ -32,13 +32,9 @@ def test_cuda_without_cuda_fails_before_the_folder(monkeypatch, capsys, tmp_path
     assert not out.exists()
 
 
-def test_corrupt_weights_leave_no_run_behind(monkeypatch, capsys, tmp_path, tiny_dir):
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    for f in tiny_dir.iterdir():
-        data = f.read_bytes()
-        (broken / f.name).write_bytes(data[:len(data) // 3] if f.suffix == ".safetensors"
-                                      else data)
+def test_corrupt_weights_leave_no_run_behind(monkeypatch, capsys, tmp_path, tiny_dir,
+                                            broken_dir):
+    broken = broken_dir
     out = tmp_path / "run"
     args = ("geometry", "--quick", "--param", "n=4", "--param", "max_length=16",
             "--no-report", "--out", str(out))

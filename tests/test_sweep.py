@@ -63,14 +63,9 @@ def test_sweep_file_equals_flags(tmp_path, tiny_dir):
         read_sweep_file(file)
 
 
-def test_failed_run_is_recorded_others_finish_and_resume_skips(tmp_path, tiny_dir,
+def test_failed_run_is_recorded_others_finish_and_resume_skips(tmp_path, tiny_dir, broken_dir,
                                                                monkeypatch, capsys, one_thread):
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    for f in tiny_dir.iterdir():
-        data = f.read_bytes()
-        (broken / f.name).write_bytes(data[:len(data) // 3] if f.suffix == ".safetensors"
-                                      else data)
+    broken = broken_dir
     monkeypatch.setitem(sys.modules, "ray", None)  # ray not installed: in-process, a note
     out = tmp_path / "sw"
     code, _, err = run_cli(monkeypatch, capsys, "sweep", "--study", "geometry", "--model",

@@ -24,6 +24,18 @@ def _read_text(path: str | Path) -> str:
         raise InputFileError(f"cannot read {path}: {exc.strerror}") from exc
 
 
+def read_data_or_file(path: str | Path | None, bundled: str, what: str) -> tuple[str, str]:
+    """``(text, where)`` of a user file, or of the bundled ``collapsekit/data/<bundled>`` when
+    ``path`` is None; ``where`` names it in errors. ``what`` says what the file holds."""
+    if path is None:
+        return (resources.files("collapsekit.data").joinpath(bundled).read_text("utf-8"),
+                f"bundled {bundled}")
+    try:
+        return _read_text(path), str(path)
+    except InputFileError as exc:
+        raise InputFileError(f"cannot read {what} file ({exc})") from None
+
+
 def lines(text: str) -> list[str]:
     """``text`` split at newlines only (``str.splitlines`` also splits at U+2028, U+2029 and
     other separators that may sit inside a prompt or a JSON string)."""

@@ -15,12 +15,12 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputFileError
+from ..io import read_data_or_file
 
 SECTION = "concepts"
 HEADER = ["category", "item", "typicality"]
@@ -39,16 +39,7 @@ class Concepts:
 def read_concepts(path: str | Path | None = None) -> Concepts:
     """``category,item,typicality`` rows from a CSV (default: the bundled membership lists).
     Lines starting with # are comments; typicality is a number on every row or on none."""
-    if path is None:
-        where = "bundled concepts.csv"
-        text = resources.files("collapsekit.data").joinpath("concepts.csv").read_text("utf-8")
-    else:
-        where = str(path)
-        try:
-            text = Path(path).expanduser().read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputFileError(f"cannot read concepts file {path} ({exc}): check the path "
-                                 "and that it is a UTF-8 CSV") from None
+    text, where = read_data_or_file(path, "concepts.csv", "concepts")
     numbered = [(n, ln) for n, ln in enumerate(text.split("\n"), 1)
                 if ln.strip() and not ln.lstrip().startswith("#")]
     if not numbered:

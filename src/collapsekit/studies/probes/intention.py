@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import json
 import re
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from ... import metrics
 from ...errors import InputFileError
+from ...io import read_data_or_file
 from ...metrics.intention import auroc, intention_entropy, parse_answer, probe_auroc
 from ...stats.bootstrap import bootstrap_mean_ci
 
@@ -48,16 +48,7 @@ _INT = re.compile(r"-?\d+")
 def load_problems(path: str | Path | None = None) -> list[dict]:
     """Problems ``{id, question, answer}`` from a JSONL file (default: the bundled
     ``arithmetic.jsonl``); answers must be integers. Errors name the file and line."""
-    if path is None:
-        where = "bundled arithmetic.jsonl"
-        text = resources.files("collapsekit.data").joinpath("arithmetic.jsonl").read_text("utf-8")
-    else:
-        where = str(path)
-        try:
-            text = Path(path).expanduser().read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputFileError(f"cannot read problems file {path} ({exc}): check the path "
-                                 "and that it is UTF-8 JSONL") from None
+    text, where = read_data_or_file(path, "arithmetic.jsonl", "problems")
     problems, seen = [], set()
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
