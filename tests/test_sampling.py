@@ -162,6 +162,29 @@ def test_fast_draw_is_the_stable_sort_draw_bit_for_bit():
         assert torch.equal(_draw(x, u), _draw_sorted(x, u)), trial
 
 
+
+def test_draw_top_rows_and_whole_sorts_agree_with_the_stable_sort_draw():
+    """Rows whose crossing lies among the TOP largest probabilities (peaked, with a run of
+    tied values straddling the TOP boundary) and rows that need the whole sort (flat) both
+    give the reference token; the rows are chosen so that each path is taken."""
+    from collapsekit.models import decoding
+
+    v, top = 49152, decoding.TOP
+    g = torch.Generator().manual_seed(1)
+    peaked = torch.full((v,), -30.0, dtype=torch.float64)
+    peaked[:5] = torch.tensor([2.0, 1.0, 1.0, 0.5, 0.0], dtype=torch.float64)
+    peaked[100:100 + top + 500] = -3.0        # ties across position TOP of the sorted row
+    flat = torch.randn(v, generator=g, dtype=torch.float64) * 0.1
+    u = torch.tensor([0.0, 0.3, 0.62, 0.999, 1 - 2 ** -53, 0.5], dtype=torch.float64)
+    for row in (peaked, flat):
+        x = row.expand(len(u), v)
+        assert torch.equal(_draw(x, u), _draw_sorted(x, u))
+    cdf = np.cumsum(np.sort(torch.softmax(peaked, -1).numpy())[::-1])
+    assert cdf[4] < 0.3 and 0.62 < cdf[top - 1] < 0.999  # 0.3, 0.62: in the ties, in TOP;
+    #                                                       0.999: past TOP (whole sort)
+    assert np.sort(torch.softmax(flat, -1).numpy())[::-1][:top].sum() < 0.1  # whole sort
+
+
 # ---- the decoding loop against full forward passes ---------------------------------------
 
 @pytest.mark.parametrize("arch", ["llama", "gemma3", "gpt2"])
