@@ -140,6 +140,11 @@ def _summary(data: dict) -> str:
     else:
         body = ("<p class='note'>No summary rule covers these records (rules: "
                 "collapsekit.report.summary.RULES).</p>")
+    missing = summary.unjudged(data.get("records") or [], found)
+    if missing:
+        body += ("<p class='note'>No verdict for these sections:</p><ul class='unjudged'>"
+                 + "".join(f"<li><a href='#{e(_slug('s', s))}'>{e(s)}</a>: {e(why)}</li>"
+                           for s, why in missing) + "</ul>")
     coverage = data.get("closed_form_coverage")
     if isinstance(coverage, dict) and coverage:
         cells = "".join(
