@@ -8,7 +8,8 @@ from scipy.stats import ortho_group
 from collapsekit.metrics.spectrum import (
     AlphaReq, TopCoordinate, alpha_req, anisotropy, constant_coordinates, dim_eff, isoscore,
     matrix_entropy_rank, participation_ratio, rank_collapse_residual,
-    rank_collapse_residual_batch, rankme, spectrum, top_coordinate, top_coordinate_share,
+    rank_collapse_residual_batch, rank_collapse_residuals, rankme, spectrum, top_coordinate,
+    top_coordinate_share,
 )
 from collapsekit.stats.moments import Moments
 
@@ -246,6 +247,11 @@ def test_rank_collapse_batch_with_mask_matches_single_sequences():
         got = rank_collapse_residual_batch(x, mask, norm=norm)
         want = [rank_collapse_residual(x[b, :n], norm=norm) for b, n in enumerate(lengths)]
         np.testing.assert_allclose(got, want, rtol=1e-14)
+    both = rank_collapse_residuals(x, mask)  # one centring, both norms
+    for norm in ("fro", "l1linf"):
+        np.testing.assert_array_equal(both[norm], rank_collapse_residual_batch(x, mask, norm=norm))
+    with pytest.raises(ValueError, match="'fro' or 'l1linf'"):
+        rank_collapse_residuals(x, mask, norms=("fro", "nuc"))
     y = rng.standard_normal((3, 4, 2))
     np.testing.assert_allclose(rank_collapse_residual_batch(torch.tensor(y)),
                                [rank_collapse_residual(s) for s in y], rtol=1e-14)

@@ -19,7 +19,8 @@ from .semantic import (chamfer_distance, mean_pairwise_cosine, mean_pairwise_cos
                        semantic_volume, vendi_score)
 from .spectrum import (AlphaReq, TopCoordinate, alpha_req, anisotropy, constant_coordinates,
                        dim_eff, isoscore, matrix_entropy_rank, participation_ratio,
-                       rank_collapse_residual, rank_collapse_residual_batch, rankme, spectrum,
+                       rank_collapse_residual, rank_collapse_residual_batch,
+                       rank_collapse_residuals, rankme, spectrum,
                        top_coordinate, top_coordinate_share)
 from .tokenization import classify_edit
 from .uncertainty import (cosine_judge, degmat, eigv, num_distinct_classes, num_semantic_sets,
@@ -38,7 +39,7 @@ __all__ = [
     "isoscore", "js_divergence", "js_divergence_ci", "loop_rate", "matrix_entropy_rank", "mean_pairwise_cosine",
     "mean_pairwise_cosine_between", "neural_collapse", "ngram_diversity", "num_distinct_classes",
     "num_semantic_sets", "participation_ratio", "rank_collapse_residual",
-    "rank_collapse_residual_batch", "rankme", "rep_n", "repetition_loops", "self_bleu",
+    "rank_collapse_residual_batch", "rank_collapse_residuals", "rankme", "rep_n", "repetition_loops", "self_bleu",
     "self_repetition", "semantic_classes", "semantic_entropy", "semantic_volume",
     "simctg_diversity", "spectrum", "stylometric_divergence", "top_coordinate_share",
     "TopCoordinate", "constant_coordinates", "top_coordinate", "vendi_score",

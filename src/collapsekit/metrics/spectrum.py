@@ -356,12 +356,20 @@ def rank_collapse_residual_batch(x, mask=None, *, norm: str = "fro") -> np.ndarr
     :func:`rank_collapse_residual`. ``mask`` (B, T) bool marks real tokens (True) vs padding;
     padded positions are ignored (may hold anything). Returns shape (B,).
     """
+    return rank_collapse_residuals(x, mask, norms=(norm,))[norm]
+
+
+def rank_collapse_residuals(x, mask=None, *, norms=("fro", "l1linf")) -> dict:
+    """:func:`rank_collapse_residual_batch` in each of ``norms`` from one centring of the
+    batch: {norm: (B,) residuals}."""
     arr = to_numpy64(x)
     if arr.ndim != 3:
         raise ValueError(f"rank_collapse_residual_batch: expected (B, T, D), got shape "
                          f"{arr.shape}; for one sequence use rank_collapse_residual")
-    if norm not in ("fro", "l1linf"):
-        raise ValueError(f"rank_collapse_residual: norm must be 'fro' or 'l1linf', got {norm!r}")
+    for norm in norms:
+        if norm not in ("fro", "l1linf"):
+            raise ValueError(f"rank_collapse_residual: norm must be 'fro' or 'l1linf', got "
+                             f"{norm!r}")
     if mask is None:
         mask = np.ones(arr.shape[:2], dtype=bool)
     mask = np.asarray(mask.detach().cpu().numpy() if hasattr(mask, "detach") else mask)
@@ -382,17 +390,20 @@ def rank_collapse_residual_batch(x, mask=None, *, norm: str = "fro") -> np.ndarr
     xm = np.where(m3, arr, 0.0)
     res = np.where(m3, xm - xm.sum(axis=1, keepdims=True) / ntok[:, None, None], 0.0)
 
-    def size(a: np.ndarray) -> np.ndarray:
+    def size(a: np.ndarray, norm: str) -> np.ndarray:
         if norm == "fro":
             return np.sqrt(np.einsum("btd,btd->b", a, a))
         absa = np.abs(a)  # ‖A‖₁ = max column abs sum, ‖A‖∞ = max row abs sum
         return np.sqrt(absa.sum(axis=1).max(axis=1) * absa.sum(axis=2).max(axis=1))
 
-    denom = size(xm)
-    if (denom == 0).any():
-        raise ValueError(f"rank_collapse_residual: sequences "
-                         f"{np.flatnonzero(denom == 0)[:5].tolist()} are all zeros")
-    return size(res) / denom
+    out = {}
+    for norm in norms:
+        denom = size(xm, norm)
+        if (denom == 0).any():
+            raise ValueError(f"rank_collapse_residual: sequences "
+                             f"{np.flatnonzero(denom == 0)[:5].tolist()} are all zeros")
+        out[norm] = size(res, norm) / denom
+    return out
 
 
 def rank_collapse_residual(x, *, norm: str = "fro") -> float:

@@ -69,11 +69,10 @@ class LayerGeometry:
         if not bool(keep.any()):
             return
         mask = batch.mask[keep].cpu().numpy()
-        for norm in ("fro", "l1linf"):
-            sums = self.residual.setdefault(norm, np.zeros(len(self.names)))
-            for layer, h in enumerate(batch.hidden):
-                sums[layer] += metrics.rank_collapse_residual_batch(
-                    h[keep].cpu().numpy(), mask, norm=norm).sum()
+        for layer, h in enumerate(batch.hidden):
+            res = metrics.rank_collapse_residuals(h[keep].cpu().numpy(), mask)
+            for norm, values in res.items():
+                self.residual.setdefault(norm, np.zeros(len(self.names)))[layer] += values.sum()
         self.sequences += int(keep.sum())
 
 
