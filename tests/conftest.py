@@ -63,6 +63,54 @@ def make_model(arch: str = "llama", vocab_size: int | None = None, seed: int = 0
     return model.eval()
 
 
+RICH_VOCAB = 1024
+RICH_POSITIONS = 1024
+
+
+def make_rich_tokenizer(padding_side: str = "right"):
+    """A real fast byte-level BPE tokenizer that spells any text: RICH_VOCAB tokens (the 256
+    bytes, SPECIAL and the merges) trained here on collapsekit's bundled data files plus
+    WORDS; the same specials and chat template as :func:`make_tokenizer`. Deterministic
+    (the BPE trainer ranks merges by count, then by the pair)."""
+    from importlib import resources
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    data = resources.files("collapsekit.data")
+    texts = [f.read_text("utf-8") for f in sorted(data.iterdir(), key=lambda f: f.name)
+             if f.name.endswith((".txt", ".jsonl", ".csv"))] + [" ".join(WORDS)]
+    core = Tokenizer(models.BPE())
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    core.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=RICH_VOCAB, special_tokens=SPECIAL, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    assert core.get_vocab_size() == RICH_VOCAB
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", bos_token="<s>",
+        eos_token="</s>", padding_side=padding_side,
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    tok.model_max_length = RICH_POSITIONS
+    return tok
+
+
+def make_rich_model(seed: int = 0):
+    """A small random llama for :func:`make_rich_tokenizer`: 10 blocks of width 32 and
+    RICH_POSITIONS positions, for studies the 3-block, 64-position tiny model cannot run
+    (long documents, reasoning tokens, a given block such as 4 or 9)."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    cfg = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=10,
+                      num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=RICH_POSITIONS, vocab_size=RICH_VOCAB,
+                      pad_token_id=0, bos_token_id=2, eos_token_id=3)
+    cfg._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    return AutoModelForCausalLM.from_config(cfg).eval()
+
+
 def run_cli(monkeypatch, capsys, *args):
     """Run ``collapsekit *args`` through the real entry point: (exit code, stdout, stderr)."""
     import sys

@@ -6,11 +6,13 @@ lines joined, comments cut) is a command. ``collapsekit ...`` commands run throu
 command line, one page after another in one folder (so two commands that would meet in one
 default --out folder fail here as they would for a reader), with
   - MODELS: every model spec (embedded:NAME, ./folder) -> a link, named as the spec, to the
-    tiny saved llama of conftest; ``--device cuda`` -> ``--device cpu``; in python blocks
+    tiny saved llama of conftest (on the RICH pages its byte-level, 10-block, 1024-position
+    sibling); ``--device cuda`` -> ``--device cpu``; in python blocks
     the quoted specs and the default model (``registry.DEFAULT_MODEL``) are the tiny model;
   - SHRINK: per command, flags appended to make it small (a later flag wins in click);
   - FILES: the input files the examples name (my_corpus.txt, mine.jsonl, sweep.toml, ...)
-    are written first, small, on the tiny vocabulary (PAGE_FILES: a page's own version);
+    are written first, small, on the tiny vocabulary where a non-RICH page reads them
+    (PAGE_FILES: a page's own version);
     LINKS: copies of the tiny model under the folder names those files give.
 Commands and blocks in NOT_RUN are not run, each with its reason; an entry that matches
 nothing fails (stale). The README's commands and python blocks run in the default suite;
@@ -29,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_model, make_tokenizer, run_cli
+from conftest import (make_model, make_rich_model, make_rich_tokenizer, make_tokenizer,
+                      run_cli)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -47,20 +50,6 @@ NOT_RUN = {
     "collapsekit geometry --model ./big --texts corpus": "--shards needs Ray workers",
     "collapsekit trajectory ./out/my-run": "needs a training run's checkpoint-N folders "
                                             "(tests/test_scale.py builds some)",
-    "collapsekit concepts --quick": "the tiny model's word-level vocabulary cannot spell the "
-                                    "bundled category items (NotApplicable)",
-    "collapsekit concepts --model embedded:gemma3-270m": "bundled items (as above) and block "
-                                                         "9 of an 18-block model",
-    "collapsekit drift --quick": "the bundled documents are longer than the tiny model's "
-                                 "64-token context",
-    "collapsekit drift --model ./before": "the bundled documents (as above)",
-    "collapsekit drift --model ./m --edits 10 --edit-layer 4": "block 4 of a 3-block model",
-    "collapsekit finetune ": "the tiny model's word-level tokenizer turns a bundled corpus "
-                             "prefix into an empty prompt (prompt 10 is empty)",
-    "collapsekit intention ": "the problems plus the reasoning tokens exceed the tiny "
-                              "model's 64-token context",
-    "collapsekit numbers ": "the tiny tokenizer has no ' odd' / ' even' tokens, so the "
-                            "task cannot be scored (NotApplicable)",
 }
 # python blocks not run, by their first line, with the reason.
 NOT_RUN_PY = {
@@ -85,6 +74,14 @@ SHRINK = {
     "simulate": ["--generations", "2", "--seeds", "2"],
     "trajectory": ["--quick", "--no-report", "--param", "geometry.n=4",
                    "--param", "geometry.max_length=16"],
+    # numbers and finetune on the 10-block rich model: fewer probe folds and label
+    # shuffles, one ablated block; 2 generations of 2 steps (these win over a page's own
+    # --generations 8 --steps 32, as later flags do)
+    "numbers": ["--quick", "--no-report", "--folds", "2", "--permutations", "2",
+                "--ablation-layers", "1"],
+    "finetune": ["--quick", "--no-report", "--generations", "2", "--steps", "2",
+                 "--n-samples", "4", "--max-new-tokens", "8", "--n-real", "4",
+                 "--n-heldout", "4", "--n-probe", "4", "--batch-size", "4"],
     "compare": [],
     "report": [],
     "metrics": [],
@@ -114,6 +111,13 @@ FILES = {
         {"id": "king", "category": "referential", "turn1": "the king loves the queen .",
          "candidates": ["the king .", "the queen ."], "turn2": "the king sings .",
          "intended": 0}]),
+    "my.jsonl": "".join(json.dumps(d) + "\n" for d in [  # docs/intention.md, Problems
+        {"id": "q1", "question": "Tom has 3 apples and buys 4 more. How many apples does he "
+         "have?", "answer": 7},
+        {"id": "q2", "question": "A box holds 6 eggs. How many eggs are in 2 boxes?",
+         "answer": 12},
+        {"id": "q3", "question": "Ann had 9 pens and gave away 5. How many are left?",
+         "answer": 4}]),
     "checkpoints.txt": "./ckpt-a 100\n./ckpt-b 200   # one spec per line, then its step\n",
     "sweep.toml": ('studies = ["geometry", "diversity"]\nmodels = ["./base"]\nseeds = [0]\n'
                    'quick = true\n[params]\n"geometry.n" = 4\n"geometry.max_length" = 16\n'
@@ -126,6 +130,10 @@ PAGE_FILES = {"simulate.md": {"sweep.toml": 'learner = "gaussian"\nstrategies = 
                                             '[params]\nd = 2\nm = 50\n'}}
 LINKS = ("ckpt-a", "ckpt-b", "base")  # model folders the files above name, in the page's folder
 MODEL_FLAGS = ("--model",)
+# Pages whose commands run on the rich tiny model (conftest.make_rich_model: byte-level BPE
+# that spells any text, 1024 positions, 10 blocks): their studies read the bundled
+# documents, problems and category items, reason for up to 256 tokens, or name block 4 / 9.
+RICH = ("concepts.md", "drift.md", "finetune.md", "intention.md", "numbers.md")
 
 
 def blocks(page: Path):
@@ -202,6 +210,14 @@ def tiny_model_dir(tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def rich_model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rich") / "rich-llama"
+    make_rich_model().save_pretrained(path, safe_serialization=True)
+    make_rich_tokenizer().save_pretrained(path)
+    return path
+
+
 def page_commands(page: Path) -> list[str]:
     return [c for lang, body in blocks(page) if lang in SHELL for c in commands(body)]
 
@@ -234,8 +250,9 @@ def test_readme_commands_run(tiny_model_dir, tmp_path, monkeypatch, capsys, one_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES[1:], ids=lambda p: p.name)
-def test_docs_commands_run(page, tiny_model_dir, tmp_path, monkeypatch, capsys, one_thread):
-    run_page(page, tiny_model_dir, tmp_path, monkeypatch, capsys)
+def test_docs_commands_run(page, request, tmp_path, monkeypatch, capsys, one_thread):
+    model = request.getfixturevalue("rich_model_dir" if page.name in RICH else "tiny_model_dir")
+    run_page(page, model, tmp_path, monkeypatch, capsys)
 
 
 def python_blocks():
@@ -266,6 +283,22 @@ def test_python_block_runs(page, body, tiny_model_dir, tmp_path, monkeypatch, on
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         exec(compile(code, f"{page.name} python block", "exec"), {"__name__": "__docs__"})
+
+
+def test_rich_tokenizer_spells_any_text():
+    """The RICH pages' tokenizer: RICH_VOCAB tokens, the same vocabulary on every build,
+    no <unk> for the bundled category items, any text decoded back as it was."""
+    from collapsekit.studies.concepts import read_concepts
+    from conftest import RICH_VOCAB
+
+    tok = make_rich_tokenizer()
+    assert len(tok) == RICH_VOCAB
+    assert tok.backend_tokenizer.to_str() == make_rich_tokenizer().backend_tokenizer.to_str()
+    items = [" " + it for it in read_concepts().items]
+    assert all(tok.unk_token_id not in ids
+               for ids in tok(items, add_special_tokens=False)["input_ids"])
+    text = "Zoë's café, 3½ km from 東京 — [[wiki]] <b>x</b>\tend\n"
+    assert tok.decode(tok(text)["input_ids"]) == text
 
 
 def test_every_not_run_entry_matches_something():
