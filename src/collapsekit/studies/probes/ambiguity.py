@@ -103,12 +103,11 @@ def _summary(run, metric: str, values, *, seed: int, **scope) -> None:
             n_items=len(values), **scope)
 
 
-def score_items(lm, items: list[Item], *, batch_size: int = 16) -> list[dict]:
-    """Per item and scoring: candidate probabilities and entropies at turns 1 and 2."""
-    from ...models.scoring import chat_context, score_continuations
-    from ..progress import progress_bar
+def item_contexts(tok, items: list[Item]) -> tuple[list[list[int]], list[list[str]]]:
+    """(contexts, candidates) to score: per item the turn-1 and the turn-2 dialogue, each
+    followed by PREFIX, with the item's candidates (a leading space each)."""
+    from ...models.scoring import chat_context
 
-    tok = lm.tokenizer
     contexts, cands = [], []
     for it in items:
         second = [{"role": "user", "content": it.turn1},
@@ -116,6 +115,16 @@ def score_items(lm, items: list[Item], *, batch_size: int = 16) -> list[dict]:
                   {"role": "user", "content": it.turn2}]
         contexts += [chat_context(tok, second[:1], PREFIX), chat_context(tok, second, PREFIX)]
         cands += [[" " + c for c in it.candidates]] * 2
+    return contexts, cands
+
+
+def score_items(lm, items: list[Item], *, batch_size: int = 16) -> list[dict]:
+    """Per item and scoring: candidate probabilities and entropies at turns 1 and 2."""
+    from ...models.scoring import score_continuations
+    from ..progress import progress_bar
+
+    tok = lm.tokenizer
+    contexts, cands = item_contexts(tok, items)
     total = sum(map(len, cands))
     with progress_bar("ambiguity: scoring candidates", total) as tick:
         scored = score_continuations(lm.model, tok, contexts, cands, batch_size=batch_size,
