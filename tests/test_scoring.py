@@ -4,10 +4,10 @@ window 8, contexts longer than it) and gpt2; batch packing by hand; models witho
 
 import pytest
 import torch
+from conftest import make_model, make_tokenizer
 
 from collapsekit.models import scoring
 from collapsekit.models.scoring import chat_context, score_continuations
-from conftest import make_model, make_tokenizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
