@@ -473,3 +473,53 @@ def test_prompt_encoding_to_nothing(models, tok):
     with pytest.raises(ValueError, match="zero tokens"):
         sample(models["llama"], tok, ["   "], k=1, decoding=Decoding(chat=False, max_new_tokens=4),
                model_key="m")
+
+
+# ---- the preallocated KV cache -------------------------------------------------------------
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3", "gpt2"])
+def test_preallocated_cache_gives_the_concatenating_cache_tokens_bit_for_bit(
+        models, tok, arch, monkeypatch):
+    """Samples (tokens and log-probs) with the in-place cache equal those with transformers'
+    concatenating DynamicLayer; sliding-window layers keep their own class."""
+    from collapsekit.models import kvcache
+
+    def run():
+        out = sample(models[arch], tok, PROMPTS, k=3, seed=5, model_key="m",
+                     decoding=Decoding(max_new_tokens=20))
+        return [(s.token_ids, s.token_logprobs) for s in out]
+
+    swapped = []
+    real = kvcache.preallocate
+    monkeypatch.setattr(kvcache, "preallocate",
+                        lambda c, n: swapped.append(real(c, n)) or swapped[-1])
+    fast = run()
+    layers = [type(x).__name__ for x in getattr(swapped[0], "layers", [])]
+    if arch == "gemma3":  # 3 blocks, all sliding-window (every 6th is global): untouched
+        assert set(layers) == {"DynamicSlidingWindowLayer"}
+    else:
+        assert set(layers) == {"PreallocatedLayer"}
+    monkeypatch.setattr(kvcache, "preallocate", lambda c, n: c)
+    assert run() == fast
+
+
+def test_preallocated_layer_writes_in_place_and_concatenates_past_its_buffer():
+    from transformers.cache_utils import DynamicLayer
+
+    from collapsekit.models.kvcache import PreallocatedLayer
+
+    k = torch.arange(2 * 1 * 3 * 2, dtype=torch.float32).reshape(2, 1, 3, 2)
+    plain = DynamicLayer()
+    plain.update(k, -k)
+    layer = PreallocatedLayer(plain, capacity=4)
+    step = torch.full((2, 1, 1, 2), 9.0)
+    keys, values = layer.update(step, -step)
+    assert keys.data_ptr() == layer._k.data_ptr()  # a view of the buffer, no copy
+    assert torch.equal(keys, torch.cat([k, step], dim=-2))
+    assert torch.equal(values, -torch.cat([k, step], dim=-2))
+    keys, _ = layer.update(step, -step)  # past the 4 positions: concatenated
+    assert keys.shape[-2] == 5 and torch.equal(keys[..., 4:, :], step)
+    layer = PreallocatedLayer(plain, capacity=8)
+    layer.reorder_cache(torch.tensor([1, 0]))  # new tensors: the buffer no longer holds them
+    keys, _ = layer.update(step, -step)
+    assert torch.equal(keys, torch.cat([k[[1, 0]], step], dim=-2))

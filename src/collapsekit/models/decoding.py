@@ -230,6 +230,8 @@ def _generate(lm: DecodeModel, prompts: list[list[int]], u: torch.Tensor, dec: D
     Each distinct prompt is prefilled once and its KV cache copied to its rows (the k samples
     of a prompt share it). Returns (tokens, logprobs, sampling_logprobs, lengths, hit_stop)
     on CPU, each row valid up to its length."""
+    from .kvcache import preallocate  # imports transformers: only when decoding
+
     rows, steps = u.shape
     uniq = list(dict.fromkeys(map(tuple, prompts)))
     width = max(map(len, uniq))
@@ -246,6 +248,7 @@ def _generate(lm: DecodeModel, prompts: list[list[int]], u: torch.Tensor, dec: D
         else:  # a legacy tuple of (keys, values) per layer
             cache = tuple(tuple(x.index_select(0, rowmap) for x in layer) for layer in cache)
         logits, mask, pos = logits[rowmap], mask[rowmap], pos[rowmap]
+    cache = preallocate(cache, width + steps)  # written in place, not concatenated
     toks = torch.zeros(rows, steps, dtype=torch.long, device=lm.device)
     lp = torch.zeros(rows, steps, dtype=torch.float64, device=lm.device)
     slp = torch.zeros_like(lp)
