@@ -3,6 +3,10 @@
 matplotlib is imported inside the functions and drawn with the Agg canvas through the
 object-oriented API (``Figure`` + ``FigureCanvasAgg``): no pyplot, no global backend
 switch, so rendering a report inside a notebook does not disturb the user's plots.
+
+Each figure is laid out once and drawn once (:func:`_figure`): ``savefig`` with a layout
+engine draws twice and constrained layout measures every text twice, which made the
+report's ~65 figures take 0.12 s each.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import numbers
 from collapsekit.metrics.catalog import lookup
 
 DPI = 110
+PAD = 3 / 72  # inches between the figure's edge and its outermost text (constrained's)
+PNG_LEVEL = 6  # zlib level: 1 saves 3 ms a figure and makes the report 12% larger
 # Okabe & Ito (2008) colour-blind-safe palette, strongest contrasts first (yellow last).
 COLORS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#000000",
           "#F0E442")
@@ -54,17 +60,53 @@ def _short(text, n=40) -> str:
 
 @contextlib.contextmanager
 def _figure(width: float, height: float):
-    """Yield (figure, buffer); on exit the figure is drawn as PNG into the buffer."""
+    """Yield (figure, buffer); on exit the figure is laid out (one axes: :func:`_fit`;
+    more, e.g. panels and a colour bar: constrained layout run once), drawn once and
+    written into the buffer as an opaque RGB PNG."""
     import matplotlib
+    import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from PIL import Image
 
     buf = io.BytesIO()
     with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=(width, height), layout="constrained")
-        FigureCanvasAgg(fig)
+        fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+        canvas = FigureCanvasAgg(fig)
         yield fig, buf
-        fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+        if len(fig.axes) == 1:
+            fig.set_layout_engine(None)
+            _fit(fig.axes[0], canvas.get_renderer())
+        else:
+            fig.get_layout_engine().execute(fig)
+            fig.set_layout_engine(None)  # laid out: the draw below does not redo it
+        canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[..., :3]  # the white figure is opaque
+    Image.fromarray(rgb).save(buf, format="png", dpi=(DPI, DPI), compress_level=PNG_LEVEL)
+
+
+def _fit(ax, renderer) -> None:
+    """Move the figure's only axes so that what surrounds it (tick and axis labels, title,
+    a legend outside) ends ``PAD`` inches from the figure's edges, as constrained layout
+    places it. Measured once at the current position, and again only when the move changed
+    the ticks (their labels' width) or left an in-axes text or legend, which move with the
+    axes, outside the figure."""
+    fig = ax.get_figure()
+    width, height = fig.bbox.width, fig.bbox.height
+    pad = PAD * fig.dpi
+    inside = fig.bbox.padded(-pad + 0.5)
+    for _ in range(3):
+        ticks = [tuple(a.get_majorticklocs()) for a in (ax.xaxis, ax.yaxis)]
+        box, axes = ax.get_tightbbox(renderer, for_layout_only=True), ax.bbox
+        left, bottom = axes.x0 - box.x0 + pad, axes.y0 - box.y0 + pad
+        right, top = box.x1 - axes.x1 + pad, box.y1 - axes.y1 + pad
+        ax.set_position([left / width, bottom / height, 1 - (left + right) / width,
+                         1 - (bottom + top) / height])
+        moving = [a.get_tightbbox(renderer) for a in (*ax.texts, ax.get_legend()) if a]
+        if ticks == [tuple(a.get_majorticklocs()) for a in (ax.xaxis, ax.yaxis)] and all(
+                inside.contains(b.x0, b.y0) and inside.contains(b.x1, b.y1)
+                for b in moving if b is not None and b.width > 0):  # null: not drawn
+            return
 
 
 def _axis(values) -> tuple[list, list | None]:
