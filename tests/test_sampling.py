@@ -15,7 +15,7 @@ from conftest import make_model, make_tokenizer
 from collapsekit.models.decoding import (Decoding, _draw, _draw_sorted, stop_ids,
                                          truncate_logits)
 from collapsekit.models.sample_cache import Sample, sample_key
-from collapsekit.models.sampling import sample
+from collapsekit.models.sampling import Job, sample, sample_jobs
 
 PROMPTS = ["the cat runs", "a dog sees the moon", "king and queen"]
 STOP = 3  # conftest eos id
@@ -523,3 +523,44 @@ def test_preallocated_layer_writes_in_place_and_concatenates_past_its_buffer():
     layer.reorder_cache(torch.tensor([1, 0]))  # new tensors: the buffer no longer holds them
     keys, _ = layer.update(step, -step)
     assert torch.equal(keys, torch.cat([k[[1, 0]], step], dim=-2))
+
+
+# ---- several jobs in shared forward passes -------------------------------------------------
+
+def test_sample_jobs_equal_separate_calls_and_keep_their_own_caches(models, tok, tmp_path):
+    """A greedy and a sampled job in one call give the samples of two sample() calls (same
+    keys, tokens; log-probs to float32 round-off: the batch differs), each job's cache holds
+    its own samples only, and a rerun reads them back without calling the model."""
+    model = models["llama"]
+    hot = Decoding(temperature=0.8, max_new_tokens=8)
+    cold = Decoding(temperature=0.0, max_new_tokens=8)
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    jobs = [Job(PROMPTS, 3, hot, 4, a), Job(PROMPTS[:2], 1, cold, 7, b)]
+    together = sample_jobs(model, tok, jobs, model_key="m")
+    apart = [sample(model, tok, PROMPTS, k=3, decoding=hot, seed=4, model_key="m"),
+             sample(model, tok, PROMPTS[:2], k=1, decoding=cold, seed=7, model_key="m")]
+    for got, want in zip(together, apart):
+        assert [(s.key, s.prompt_id, s.token_ids, s.decoding, s.seed) for s in got] == \
+            [(s.key, s.prompt_id, s.token_ids, s.decoding, s.seed) for s in want]
+        for x, y in zip(got, want):
+            np.testing.assert_allclose(x.token_logprobs, y.token_logprobs, atol=1e-5)
+    assert sorted(json.loads(x)["key"] for x in a.read_text().splitlines()) == \
+        sorted(s.key for s in together[0])
+    assert sorted(json.loads(x)["key"] for x in b.read_text().splitlines()) == \
+        sorted(s.key for s in together[1])
+    log, h = count_calls(model)
+    again = sample_jobs(model, tok, jobs, model_key="m")
+    h.remove()
+    assert log["calls"] == 0 and again == together
+
+
+def test_sample_jobs_rejects_mixed_lengths_and_bad_jobs(models, tok):
+    model = models["llama"]
+    with pytest.raises(ValueError, match="share max_new_tokens and chat"):
+        sample_jobs(model, tok, [Job(PROMPTS, 1, Decoding(max_new_tokens=4)),
+                                 Job(PROMPTS, 1, Decoding(max_new_tokens=5))], model_key="m")
+    for bad in ([], Job(PROMPTS), [PROMPTS]):
+        with pytest.raises(ValueError, match="non-empty list of Job"):
+            sample_jobs(model, tok, bad, model_key="m")
+    with pytest.raises(ValueError, match="Decoding"):
+        sample_jobs(model, tok, [Job(PROMPTS, 1, "greedy")], model_key="m")

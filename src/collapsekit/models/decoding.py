@@ -223,13 +223,14 @@ class DecodeModel:
         return logits, out[self.cache_name]
 
 
-def _generate(lm: DecodeModel, prompts: list[list[int]], u: torch.Tensor, dec: Decoding,
+def _generate(lm: DecodeModel, prompts: list[list[int]], u: torch.Tensor, dec,
               stop: torch.Tensor, pad: int):
     """Decode one row per entry of ``prompts`` (token ids; rows may come from different
     prompts: they are left-padded, masked, and given positions that count real tokens only).
     Each distinct prompt is prefilled once and its KV cache copied to its rows (the k samples
-    of a prompt share it). Returns (tokens, logprobs, sampling_logprobs, lengths, hit_stop)
-    on CPU, each row valid up to its length."""
+    of a prompt share it). ``dec``: one ``Decoding`` or one per row (runs of equal ones are
+    chosen together). Returns (tokens, logprobs, sampling_logprobs, lengths, hit_stop) on
+    CPU, each row valid up to its length."""
     from .kvcache import preallocate  # imports transformers: only when decoding
 
     rows, steps = u.shape
@@ -254,16 +255,19 @@ def _generate(lm: DecodeModel, prompts: list[list[int]], u: torch.Tensor, dec: D
     slp = torch.zeros_like(lp)
     lengths = torch.full((rows,), steps, device=lm.device)
     done = torch.zeros(rows, dtype=torch.bool, device=lm.device)
-    graphs = ([momentum.Graph(p, dec.momentum_max_n) for p in prompts] if dec.momentum > 0
-              else None)
+    decs = list(dec) if isinstance(dec, (list, tuple)) else [dec] * rows
+    runs = _runs(decs)
+    graphs = [momentum.Graph(p, d.momentum_max_n) if d.momentum > 0 else None
+              for p, d in zip(prompts, decs)]
     for t in range(steps):
         if t:
             logits, cache = lm.step(inp, cache, mask, pos, dtype=None)
-        for b in range(0, rows, BLOCK):  # float64 vocabulary work in blocks of rows
-            r = slice(b, b + BLOCK)
-            toks[r, t], lp[r, t], slp[r, t] = _choose(
-                logits[r].to(torch.float64), u[r, t], dec,
-                graphs[r] if graphs is not None else None)
+        for start, end, d in runs:
+            for b in range(start, end, BLOCK):  # float64 vocabulary work in blocks of rows
+                r = slice(b, min(b + BLOCK, end))
+                toks[r, t], lp[r, t], slp[r, t] = _choose(
+                    logits[r].to(torch.float64), u[r, t], d,
+                    graphs[r] if d.momentum > 0 else None)
         tok = toks[:, t]
         new = torch.isin(tok, stop) & ~done
         lengths[new] = t + 1
@@ -273,6 +277,17 @@ def _generate(lm: DecodeModel, prompts: list[list[int]], u: torch.Tensor, dec: D
         inp, pos = tok[:, None], pos[:, -1:] + 1
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
     return toks.cpu(), lp.cpu(), slp.cpu(), lengths.cpu(), done.cpu()
+
+
+def _runs(decs: list) -> list[tuple[int, int, Decoding]]:
+    """(start, end, decoding) of each run of equal consecutive decodings."""
+    out = []
+    for i, d in enumerate(decs):
+        if out and out[-1][2] == d:
+            out[-1] = (out[-1][0], i + 1, d)
+        else:
+            out.append((i, i + 1, d))
+    return out
 
 
 # Rows per block of the float64 work on the logits: 16 x 49k float64 is 6 MB, which malloc

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
-from dataclasses import asdict, replace
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -77,32 +77,74 @@ def sample(model, tokenizer, prompts, *, k: int = 8, decoding: Decoding = Decodi
     ``device``: where inputs go (default: the device of the model's first parameter).
     Prompts longer than the context are cut from the left to leave ``max_new_tokens``.
     """
-    items = _prompt_list(prompts)
-    k = check_int("k", k, 1)
-    if not isinstance(decoding, Decoding):
-        raise ValueError("decoding must be a Decoding(...) instance")
-    seed = check_int("seed", seed)
+    return sample_jobs(model, tokenizer, [Job(prompts, k, decoding, seed, cache)],
+                       model_key=model_key, batch_size=batch_size, progress=progress,
+                       device=device)[0]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One :func:`sample` call's prompts and settings, for :func:`sample_jobs`."""
+
+    prompts: Sequence
+    k: int = 8
+    decoding: Decoding = Decoding()
+    seed: int = 0
+    cache: str | Path | None = None
+
+
+def sample_jobs(model, tokenizer, jobs: Sequence[Job], *, model_key: str,
+                batch_size: int | None = None, progress: Callable[[int], None] | None = None,
+                device=None) -> list[list[Sample]]:
+    """:func:`sample` for several jobs (prompts, k, decoding, seed, cache) in shared forward
+    passes: the samples of each job, as :func:`sample` returns them. The prompts of all jobs
+    are grouped in order, job after job (one job: exactly :func:`sample`'s groups), rows of
+    one forward pass may use different decodings (e.g. a greedy and a sampled chain), and
+    each job's new samples go to its own cache. The jobs must share ``max_new_tokens`` and
+    ``chat``; ``batch_size`` defaults to max(largest k, 32)."""
+    if isinstance(jobs, Job) or not isinstance(jobs, Sequence) or not jobs \
+            or not all(isinstance(j, Job) for j in jobs):
+        raise ValueError("jobs must be a non-empty list of Job(prompts, k, decoding, seed, "
+                         "cache)")
+    for job in jobs:
+        if not isinstance(job.decoding, Decoding):
+            raise ValueError("decoding must be a Decoding(...) instance")
+    first = jobs[0].decoding
+    if any((j.decoding.max_new_tokens, j.decoding.chat) != (first.max_new_tokens, first.chat)
+           for j in jobs):
+        raise ValueError("the jobs of one sample_jobs call must share max_new_tokens and chat; "
+                         "sample the others in a call of their own")
     if not isinstance(model_key, str) or not model_key:
         raise ValueError("model_key must be a non-empty string naming the model, e.g. its spec")
     batch_size = check_int("batch_size", batch_size, 1, optional=True)
-    path = Path(cache) if cache is not None else None
-    found = read_cache(path) if path is not None else {}
-    keys = [[sample_key(model_key, text, decoding, seed, i) for i in range(k)] for _, text in items]
-    todo = [j for j, ks in enumerate(keys) if not all(x in found for x in ks)]
+    # items: (job, id, text, decoding, seed, k) over all jobs, in order
+    items, ks = [], []
+    for n, job in enumerate(jobs):
+        k = check_int("k", job.k, 1)
+        seed = check_int("seed", job.seed)
+        items += [(n, pid, text, job.decoding, seed) for pid, text in _prompt_list(job.prompts)]
+        ks += [k] * (len(items) - len(ks))
+    paths = [Path(j.cache) if j.cache is not None else None for j in jobs]
+    own = {path: read_cache(path) for path in dict.fromkeys(paths) if path is not None}
+    found = {key: x for cached in own.values() for key, x in cached.items()}
+    keys = [[sample_key(model_key, text, dec, seed, i) for i in range(k)]
+            for (_, _, text, dec, seed), k in zip(items, ks)]
+    todo = [j for j, ks_ in enumerate(keys) if not all(x in found for x in ks_)]
     todo_set = set(todo)
     if progress is not None and len(todo) < len(items):
         progress(len(items) - len(todo))
     if todo:
         ctx = context_length(model)
-        if ctx is not None and decoding.max_new_tokens >= ctx:
-            raise NotApplicable(f"max_new_tokens={decoding.max_new_tokens} leaves no room for the "
+        if ctx is not None and first.max_new_tokens >= ctx:
+            raise NotApplicable(f"max_new_tokens={first.max_new_tokens} leaves no room for the "
                              f"prompt in the model's {ctx}-token context; lower it")
         lm = DecodeModel(model, device)
-        stop = torch.tensor(stop_ids(model, tokenizer, decoding.chat), dtype=torch.long,
+        stop = torch.tensor(stop_ids(model, tokenizer, first.chat), dtype=torch.long,
                             device=lm.device)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else int(stop[0])
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        for path in paths:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
         was_training = model.training
         model.eval()
         encoded: dict[int, list[int]] = {}
@@ -111,27 +153,31 @@ def sample(model, tokenizer, prompts, *, k: int = 8, decoding: Decoding = Decodi
         def prompt_ids(j):
             nonlocal n_cut
             if j not in encoded:
-                ids = _encode(tokenizer, items[j][1], decoding.chat)
+                ids = _encode(tokenizer, items[j][2], first.chat)
                 if not ids:
-                    raise ValueError(f"prompt {items[j][0]!r} encodes to zero tokens; give "
+                    raise ValueError(f"prompt {items[j][1]!r} encodes to zero tokens; give "
                                      "some text")
-                room = ctx - decoding.max_new_tokens if ctx is not None else len(ids)
+                room = ctx - first.max_new_tokens if ctx is not None else len(ids)
                 n_cut += len(ids) > room
                 encoded[j] = ids[-room:]
             return encoded[j]
 
         try:
-            with torch.inference_mode(), (open(path, "ab") if path else nullcontext()) as f:
-                for group in _groups(len(items), k, batch_size or max(k, 32)):
+            with torch.inference_mode(), ExitStack() as stack:
+                files = {p: stack.enter_context(open(p, "ab")) for p in dict.fromkeys(paths)
+                         if p is not None}
+                for group in _groups(ks, batch_size or max(max(ks), 32)):
                     rows = [(j, i) for j, chunk in group for i in chunk]
                     if all(keys[j][i] in found for j, i in rows):
                         continue
                     new = _samples(lm, tokenizer, [prompt_ids(j) for j, _ in rows], rows, keys,
-                                   items, decoding, seed, model_key, stop, pad)
-                    new = [x for x in new if x.key not in found]
-                    found.update((x.key, x) for x in new)
-                    if f is not None:
-                        append_samples(f, new)
+                                   items, stop, pad, model_key)
+                    for path, f in files.items():  # each job's samples to its own cache
+                        mine = [x for j, x in new if paths[items[j][0]] == path
+                                and x.key not in own[path]]
+                        append_samples(f, mine)
+                        own[path].update((x.key, x) for x in mine)
+                    found.update((x.key, x) for _, x in new if x.key not in found)
                     if progress is not None:
                         finished = {j for j, _ in rows if j in todo_set
                                     and all(x in found for x in keys[j])}
@@ -142,17 +188,21 @@ def sample(model, tokenizer, prompts, *, k: int = 8, decoding: Decoding = Decodi
             model.train(was_training)
         if n_cut:
             warnings.warn(f"{n_cut} prompt(s) longer than the model's context were cut from the "
-                          f"left to leave room for {decoding.max_new_tokens} new tokens",
-                          stacklevel=2)
-    return [replace(found[x], prompt_id=pid) for (pid, _), ks in zip(items, keys) for x in ks]
+                          f"left to leave room for {first.max_new_tokens} new tokens",
+                          stacklevel=3)
+    out: list[list[Sample]] = [[] for _ in jobs]
+    for (n, pid, *_), ks_ in zip(items, keys):
+        out[n] += [replace(found[x], prompt_id=pid) for x in ks_]
+    return out
 
 
-def _groups(n_prompts: int, k: int, rows: int):
-    """Fixed forward-pass groups over the whole prompt list: (prompt, sample-index chunk)
-    pairs filling at most ``rows`` rows (a prompt with k > rows is split into chunks). Being
-    fixed, a resumed run recomputes exactly the groups of the uninterrupted one."""
+def _groups(ks: list[int], rows: int):
+    """Fixed forward-pass groups over the whole prompt list (``ks``: samples per prompt):
+    (prompt, sample-index chunk) pairs filling at most ``rows`` rows (a prompt with k > rows
+    is split into chunks). Being fixed, a resumed run recomputes exactly the groups of the
+    uninterrupted one."""
     group, used = [], 0
-    for j in range(n_prompts):
+    for j, k in enumerate(ks):
         for c in range(0, k, rows):
             chunk = range(c, min(c + rows, k))
             if used + len(chunk) > rows:
@@ -164,21 +214,23 @@ def _groups(n_prompts: int, k: int, rows: int):
         yield group
 
 
-def _samples(lm, tokenizer, prompt_ids, rows, keys, items, dec, seed, model_key, stop, pad):
+def _samples(lm, tokenizer, prompt_ids, rows, keys, items, stop, pad, model_key):
+    """[(item, Sample)] of one forward-pass group of (item, sample index) rows."""
     row_keys = [keys[j][i] for j, i in rows]
+    decs = [items[j][3] for j, _ in rows]
     gens = [torch.Generator().manual_seed(int(x[:16], 16) >> 1) for x in row_keys]
-    u = torch.stack([torch.rand(dec.max_new_tokens, generator=g, dtype=torch.float64)
-                     for g in gens])
-    toks, lp, slp, lengths, hit = _generate(lm, prompt_ids, u, dec, stop, pad)
+    u = torch.stack([torch.rand(d.max_new_tokens, generator=g, dtype=torch.float64)
+                     for g, d in zip(gens, decs)])
+    toks, lp, slp, lengths, hit = _generate(lm, prompt_ids, u, decs, stop, pad)
     out = []
     for r, (j, i) in enumerate(rows):
         n = int(lengths[r])
         tids = toks[r, :n].tolist()
         body = tids[:-1] if hit[r] else tids
-        out.append(Sample(
-            key=row_keys[r], prompt_id=items[j][0], prompt=items[j][1], sample_index=i,
+        out.append((j, Sample(
+            key=row_keys[r], prompt_id=items[j][1], prompt=items[j][2], sample_index=i,
             text=tokenizer.decode(body, skip_special_tokens=True), token_ids=tids,
             token_logprobs=lp[r, :n].tolist(), sampling_logprobs=slp[r, :n].tolist(),
-            finish_reason="eos" if hit[r] else "length", decoding=asdict(dec), seed=seed,
-            model_key=model_key))
+            finish_reason="eos" if hit[r] else "length", decoding=asdict(decs[r]),
+            seed=items[j][4], model_key=model_key)))
     return out

@@ -5,8 +5,9 @@ Text mode: a Dominant Anchor Node holds a fixed statement and explicit constrain
 inertia: it never updates); P Peripheral Agent Nodes start from their own statements. In
 each round every agent rewrites its statement with the LM, prompted with the anchor's
 statement and rules, its own statement and, with ``neighbours``, its two ring neighbours'
-statements of the previous round. All agents of a round are one batched ``sample()`` call
-(k=1); the run is made twice, greedy and stochastic (``temperature``, seed = seed + round).
+statements of the previous round. The run is made twice, greedy and stochastic
+(``temperature``, seed = seed + round), the two chains in lockstep: all agents of a round of
+both chains are one batched ``sample_jobs()`` call (k=1).
 Each prompt names the agent ("agent 3"), so two agents that happen to hold the
 same statement still draw independent randomness. Per round (round 0 = initial statements)
 and scope (scenario, decoding) the records are the means over agents of Jaccard and
@@ -25,7 +26,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
@@ -117,22 +117,28 @@ def _ring(texts: list[str], i: int) -> list[str]:
     return [texts[j] for j in dict.fromkeys(((i - 1) % n, (i + 1) % n)) if j != i]
 
 
-def run_chain(lm, sc: Scenario, decoding, *, rounds: int, seed: int, neighbours: bool,
-              cache: Path, batch_size=None, tick=lambda n=1: None) -> list[list[str]]:
-    """Agent statements per round (round 0 = ``sc.agents``), sampled round by round into
-    ``cache`` (a rerun reproduces the same prompts, so cached rounds are not recomputed)."""
-    from ..models.sampling import sample
+def run_chains(lm, sc: Scenario, decodings: dict, *, rounds: int, seed: int,
+               neighbours: bool, caches: dict, batch_size=None,
+               tick=lambda n=1: None) -> dict[str, list[list[str]]]:
+    """Agent statements per round (round 0 = ``sc.agents``) of one chain per decoding
+    (name → ``Decoding``), the chains sampled in lockstep: round r of every chain in the same
+    forward passes (``sample_jobs``), into each chain's cache (name → path; a rerun
+    reproduces the same prompts, so cached rounds are not recomputed)."""
+    from ..models.sampling import Job, sample_jobs
 
-    texts = [list(sc.agents)]
+    texts = {name: [list(sc.agents)] for name in decodings}
     for r in range(1, rounds + 1):
-        prev = texts[-1]
-        prompts = [(i, rewrite_prompt(sc, i, t, _ring(prev, i) if neighbours else ()))
-                   for i, t in enumerate(prev)]
-        out = sample(lm.model, lm.tokenizer, prompts, k=1, decoding=decoding, seed=seed + r,
-                     model_key=lm.weight_hash, cache=cache, batch_size=batch_size,
-                     device=lm.device)
-        texts.append([s.text.strip() for s in out])
-        tick()
+        jobs = []
+        for name, dec in decodings.items():
+            prev = texts[name][-1]
+            prompts = [(i, rewrite_prompt(sc, i, t, _ring(prev, i) if neighbours else ()))
+                       for i, t in enumerate(prev)]
+            jobs.append(Job(prompts, 1, dec, seed + r, caches[name]))
+        outs = sample_jobs(lm.model, lm.tokenizer, jobs, model_key=lm.weight_hash,
+                           batch_size=batch_size, device=lm.device)
+        for name, out in zip(decodings, outs):
+            texts[name].append([s.text.strip() for s in out])
+        tick(len(decodings))
     return texts
 
 
@@ -184,8 +190,8 @@ def check(s) -> dict:
 def study_stage(run, lm, s) -> None:
     """Run every (scenario, decoding) agent chain into ``run`` (section ``agents``); rounds
     cached in ``agents/<scenario>-<decoding>.jsonl`` are not sampled again."""
-    from ..models.embedders import embed
     from ..models.decoding import Decoding
+    from ..models.embedders import embed
     from .progress import progress_bar
 
     scs, rounds = _scenarios(s), s.rounds
@@ -195,11 +201,11 @@ def study_stage(run, lm, s) -> None:
     table = []
     with progress_bar("agent rounds", len(scs) * 2 * rounds) as tick:
         for sc in scs:
-            for name, dec in decodings.items():
-                chain = run_chain(lm, sc, dec, rounds=rounds, seed=s.seed,
-                                  neighbours=s.neighbours,
-                                  cache=run.file(f"agents/{sc.name}-{name}.jsonl"),
-                                  batch_size=s.batch_size, tick=tick)
+            chains = run_chains(lm, sc, decodings, rounds=rounds, seed=s.seed,
+                                neighbours=s.neighbours, batch_size=s.batch_size, tick=tick,
+                                caches={name: run.file(f"agents/{sc.name}-{name}.jsonl")
+                                        for name in decodings})
+            for name, chain in chains.items():
                 emb = np.asarray(embed([sc.anchor] + [t for ts in chain for t in ts]),
                                  dtype=np.float64)
                 p = len(sc.agents)

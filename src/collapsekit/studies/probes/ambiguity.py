@@ -219,21 +219,26 @@ def sampling_stage(run, lm, items: list[Item], *, k: int, max_new_tokens: int, s
     ``judge``: the ``--judge`` spec of the meaning classes."""
     from dataclasses import replace
 
-    from ...models.embedders import embed
     from ...models.decoding import Decoding
+    from ...models.embedders import embed
     from ...models.judges import make_judge
-    from ..diversity import sample_stage
+    from ...models.sampling import Job, sample_jobs
+    from ..progress import progress_bar
 
     if run.has("mean_interpretation_entropy", section=SECTION, decoding="sampling"):
         return
-    prompts = [ASK.format(text=it.turn1) for it in items]
+    prompts = list(enumerate(ASK.format(text=it.turn1) for it in items))
     dec = Decoding(temperature=1.0, max_new_tokens=max_new_tokens)
-    got = {}
-    for name, d, kk in (("sampling", dec, k), ("greedy", replace(dec, temperature=0.0), 1)):
-        got[name] = sample_stage(run, lm, prompts, k=kk, decoding=d, seed=seed,
-                                 batch_size=batch_size or max(k, min(64, k * len(items))),
-                                 cache="ambiguity_samples.jsonl",
-                                 label=f"ambiguity {name}")
+    cache = run.file("ambiguity_samples.jsonl")
+    jobs = [Job(prompts, k, dec, seed, cache),  # the greedy rows ride in the same passes
+            Job(prompts, 1, replace(dec, temperature=0.0), seed, cache)]
+    with run.timer("ambiguity sampling"), \
+            progress_bar("ambiguity sampling", 2 * len(prompts)) as tick:
+        sampled, greedy_out = sample_jobs(
+            lm.model, lm.tokenizer, jobs, model_key=lm.weight_hash, progress=tick,
+            batch_size=batch_size or max(k, min(64, k * len(items))), device=lm.device)
+    run.write()
+    got = {"sampling": sampled, "greedy": greedy_out}
     answers = {it.id: [s.text for s in got["sampling"] if s.prompt_id == n]
                for n, it in enumerate(items)}
     greedy = {it.id: got["greedy"][n].text for n, it in enumerate(items)}
