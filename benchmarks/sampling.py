@@ -6,6 +6,8 @@ The same P bundled prompts (chat template, left-padded) × k samples × T new to
 sampling (temperature 1, no top-k/top-p), for
   own/eager, own/sdpa:  ``sample()`` with the model's attention set to eager / sdpa,
   generate/eager, generate/sdpa: ``model.generate(do_sample=True, num_return_sequences=k)``.
+  own-before/sdpa: the own loop with the whole-row sort and the concatenating KV cache it
+  had before (``decoding.TOP`` and ``kvcache.preallocate`` switched off; same tokens).
 Each configuration runs ``--repeats`` times, rotating the order, after one warm-up; the
 cost per token is the best wall time / (rows × decode steps actually run), so early stops
 do not favour either side. Ratios are own / generate (< 1: the own loop is faster).
@@ -36,6 +38,19 @@ def own(lm, prompts, k, tokens, seed):
     out = sample(lm.model, lm.tokenizer, prompts, k=k, decoding=Decoding(max_new_tokens=tokens),
                  seed=seed, model_key=lm.spec, batch_size=len(prompts) * k)
     return max(len(s.token_ids) for s in out)
+
+
+def own_before(lm, prompts, k, tokens, seed):
+    """:func:`own` as it was before the in-place KV cache and the top-``TOP`` draw: every
+    row sorted whole, the cache concatenated at each step (same tokens)."""
+    from collapsekit.models import decoding, kvcache
+
+    top, prealloc = decoding.TOP, kvcache.preallocate
+    decoding.TOP, kvcache.preallocate = 10 ** 9, lambda cache, capacity: cache
+    try:
+        return own(lm, prompts, k, tokens, seed)
+    finally:
+        decoding.TOP, kvcache.preallocate = top, prealloc
 
 
 def generate(lm, prompts, k, tokens, seed):
@@ -85,7 +100,7 @@ def main():
     lm = load_model(a.model)
     prompts = read_prompts()[:a.prompts]
     rows = a.prompts * a.k
-    configs = [("own", "eager", own), ("own", "sdpa", own),
+    configs = [("own", "eager", own), ("own", "sdpa", own), ("own-before", "sdpa", own_before),
                ("generate", "eager", generate), ("generate", "sdpa", generate)]
     best = {}
     for rep in range(a.repeats + 1):  # rep 0: warm-up
@@ -105,6 +120,8 @@ def main():
     for impl in ("eager", "sdpa"):
         print(f"  own/generate ({impl}): {best['own', impl] / best['generate', impl]:.2f}x "
               "its time")
+    print(f"  own/own-before (sdpa): {best['own', 'sdpa'] / best['own-before', 'sdpa']:.2f}x "
+          "its time (in-place KV cache, top-TOP draw)")
     fastest = min(best["own", "eager"], best["own", "sdpa"])
     print(f"  own (faster attention) / generate (faster attention): "
           f"{fastest / min(best['generate', 'eager'], best['generate', 'sdpa']):.2f}x")
