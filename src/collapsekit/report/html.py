@@ -1,6 +1,7 @@
 """A results folder as one self-contained HTML page (``index.html``) plus PNG files.
 
-What is shown comes from :func:`collapsekit.report.layout.plan`; this module writes it.
+What is shown comes from :func:`collapsekit.report.layout.plan`; this module writes it,
+with the figures of :func:`collapsekit.report.drawing.draw_all`.
 The page needs no network: CSS is inline and every plot is embedded as a base64 PNG (and
 also saved in ``plots/``, whose old ``*.png`` files are replaced on each render).
 Everything taken from the run is passed through ``html.escape``: model outputs are
@@ -19,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from collapsekit.errors import InputFileError
-from collapsekit.report import layout, plots, summary
+from collapsekit.report import drawing, layout, summary
 from collapsekit.results import GENERATOR, PLOTS_MANIFEST, ours, written_plots, REPORT, atomic_write, load_run, read_table
 
 _TEXT_COLUMNS = ("text", "sample", "output", "completion", "response")
@@ -54,24 +55,14 @@ def _slug(*parts) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(map(str, parts))).strip("-.")[:80]
 
 
-def _draw(spec: layout.PlotSpec) -> bytes:
-    if spec.kind == "line":
-        return plots.line_plot(spec.series, metric=spec.metric, x_label=spec.x,
-                               title=spec.title, refs=spec.refs, ylim=spec.ylim)
-    if spec.kind == "heatmap":
-        return plots.heatmap(spec.series, metric=spec.metric, row_label=spec.y,
-                             col_label=spec.x, title=spec.title)
-    return plots.strip_plot(spec.series, metric=spec.metric, title=spec.title,
-                            refs=spec.refs, xlim=spec.ylim)
-
-
-def _figure(section: str, spec: layout.PlotSpec, plots_dir: Path, used: set) -> str:
-    """The plot's heading and figure; its PNG is written to ``plots_dir`` under a name
-    not in ``used``."""
+def _figure(section: str, spec: layout.PlotSpec, plots_dir: Path, used: set,
+            pngs: dict) -> str:
+    """The plot's heading and figure; its PNG (``pngs[id(spec)]``) is written to
+    ``plots_dir`` under a name not in ``used``."""
     if not spec.series:
         return (f"<h3>{e(spec.title)}</h3><p class='warn'>All {spec.missing} values are "
                 "missing.</p>")
-    png = _draw(spec)
+    png = pngs[id(spec)]
     slug = base = _slug(section, spec.metric, spec.view)
     i = 1
     while slug in used:
@@ -98,11 +89,11 @@ def _table(table: layout.TableSpec) -> str:
             + "</table></div>")
 
 
-def _section(spec: layout.SectionSpec, plots_dir: Path, used: set) -> str:
+def _section(spec: layout.SectionSpec, plots_dir: Path, used: set, pngs: dict) -> str:
     return (f"<h2 id='{e(_slug('s', spec.name))}'>{e(spec.name)}</h2>"
             f"<p class='howto'>{e(spec.info)}</p>"
             + "".join(f"<p class='warn'>{e(n)}</p>" for n in spec.notes)
-            + "".join(_figure(spec.name, p, plots_dir, used) for p in spec.plots)
+            + "".join(_figure(spec.name, p, plots_dir, used, pngs) for p in spec.plots)
             + ("<h3>Values</h3>" + _table(spec.table) if spec.table else ""))
 
 
@@ -271,7 +262,9 @@ def render(run_dir, *, samples_per_prompt: int = 3, max_prompts: int = 20,
     sections = layout.plan(data["records"], data, depth)
     theirs = {p.stem for p in plots_dir.glob("*.png")}
     used: set = set(theirs)
-    body = [_section(s, plots_dir, used) for s in sections]
+    specs = [p for s in sections for p in s.plots if p.series]
+    pngs = dict(zip(map(id, specs), drawing.draw_all(specs)))
+    body = [_section(s, plots_dir, used, pngs) for s in sections]
     atomic_write(run_dir / PLOTS_MANIFEST, lambda p: p.write_text(
         "".join(f"{n}.png\n" for n in sorted(used - theirs)), encoding="utf-8"))
     names = data.get("samples_table") or []

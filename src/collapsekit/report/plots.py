@@ -63,14 +63,13 @@ def _figure(width: float, height: float):
     """Yield (figure, buffer); on exit the figure is laid out (one axes: :func:`_fit`;
     more, e.g. panels and a colour bar: constrained layout run once), drawn once and
     written into the buffer as an opaque RGB PNG."""
-    import matplotlib
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from PIL import Image
 
     buf = io.BytesIO()
-    with matplotlib.rc_context(STYLE):
+    with style():
         fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
         canvas = FigureCanvasAgg(fig)
         yield fig, buf
@@ -85,28 +84,61 @@ def _figure(width: float, height: float):
     Image.fromarray(rgb).save(buf, format="png", dpi=(DPI, DPI), compress_level=PNG_LEVEL)
 
 
+@contextlib.contextmanager
+def style():
+    """The report's figures' rcParams: those matplotlib read from the matplotlibrc files at
+    import (``rc_file_defaults``: not what was changed since, e.g. a notebook's style; a
+    helper process, :mod:`collapsekit.report.drawing`, draws the same), then
+    :data:`STYLE`."""
+    import matplotlib
+
+    with matplotlib.rc_context():
+        matplotlib.rc_file_defaults()
+        matplotlib.rcParams.update(STYLE)
+        yield
+
+
 def _fit(ax, renderer) -> None:
     """Move the figure's only axes so that what surrounds it (tick and axis labels, title,
-    a legend outside) ends ``PAD`` inches from the figure's edges, as constrained layout
-    places it. Measured once at the current position, and again only when the move changed
-    the ticks (their labels' width) or left an in-axes text or legend, which move with the
-    axes, outside the figure."""
+    a legend or text outside) ends ``PAD`` inches from the figure's edges, as constrained
+    layout places it. The axis decorations keep their distance to the axes' edges: they are
+    measured once (again only if the move changed the ticks); unclipped artists placed in
+    data or axes coordinates (a legend anchored beside the axes, annotations) move with its
+    size, so they are re-measured after each move until they stay put (within 0.1 px)."""
     fig = ax.get_figure()
     width, height = fig.bbox.width, fig.bbox.height
     pad = PAD * fig.dpi
-    inside = fig.bbox.padded(-pad + 0.5)
+    spines, start = set(ax.spines.values()), ax.get_position()
+    moving = [a for a in ax.get_default_bbox_extra_artists() if a not in spines and (
+        not a.get_clip_on() or a.get_clip_box() is None and a.get_clip_path() is None)]
     for _ in range(3):
-        ticks = [tuple(a.get_majorticklocs()) for a in (ax.xaxis, ax.yaxis)]
-        box, axes = ax.get_tightbbox(renderer, for_layout_only=True), ax.bbox
-        left, bottom = axes.x0 - box.x0 + pad, axes.y0 - box.y0 + pad
-        right, top = box.x1 - axes.x1 + pad, box.y1 - axes.y1 + pad
-        ax.set_position([left / width, bottom / height, 1 - (left + right) / width,
-                         1 - (bottom + top) / height])
-        moving = [a.get_tightbbox(renderer) for a in (*ax.texts, ax.get_legend()) if a]
-        if ticks == [tuple(a.get_majorticklocs()) for a in (ax.xaxis, ax.yaxis)] and all(
-                inside.contains(b.x0, b.y0) and inside.contains(b.x1, b.y1)
-                for b in moving if b is not None and b.width > 0):  # null: not drawn
+        ticks = _ticks(ax)
+        box, axes = ax.get_tightbbox(renderer, for_layout_only=True, bbox_extra_artists=[]), \
+            ax.bbox
+        fixed = (axes.x0 - box.x0, axes.y0 - box.y0, box.x1 - axes.x1, box.y1 - axes.y1)
+        margins = None
+        for _ in range(6):
+            axes = ax.bbox
+            new = list(fixed)
+            for b in (a.get_tightbbox(renderer) for a in moving):
+                if b is not None and 0 < b.width < float("inf"):  # null: not drawn
+                    new = [max(new[0], axes.x0 - b.x0), max(new[1], axes.y0 - b.y0),
+                           max(new[2], b.x1 - axes.x1), max(new[3], b.y1 - axes.y1)]
+            if margins is not None and max(abs(m - n) for m, n in zip(margins, new)) < 0.1:
+                break
+            margins = new
+            left, bottom, right, top = (m + pad for m in margins)
+            if left + right >= width or bottom + top >= height:  # no room: left in place,
+                ax.set_position(start)  # as constrained layout leaves it
+                return
+            ax.set_position([left / width, bottom / height, 1 - (left + right) / width,
+                             1 - (bottom + top) / height])
+        if _ticks(ax) == ticks:
             return
+
+
+def _ticks(ax) -> list:
+    return [tuple(a.get_majorticklocs()) for a in (ax.xaxis, ax.yaxis)]
 
 
 def _axis(values) -> tuple[list, list | None]:
