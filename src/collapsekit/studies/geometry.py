@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import metrics
-from ..models.capture import NO_ATTENTION, attention_entropy_reducer, layout, stream
+from ..models.capture import (NO_ATTENTION, attention_entropy_reducer, layout,
+                              moments_in_torch, stream)
 from ..models.lens import logit_lens_top1
 from ..stats.moments import Moments
 
@@ -102,7 +103,7 @@ def accumulate(lm, texts: list[str], *, batch_size: int = 8, max_length: int = 2
         if not geo.moments:
             geo.names = list(batch.layer_names)
             geo.moments = [Moments(h.shape[-1], name=n,  # OPT-350m: final width 512
-                                   resident=_torch_moments())
+                                   resident=moments_in_torch())
                            for n, h in zip(geo.names, batch.hidden)]
         geo(batch)
         geo.add_attention(batch)
@@ -128,17 +129,6 @@ def accumulate(lm, texts: list[str], *, batch_size: int = 8, max_length: int = 2
     stream(lm.model, lm.tokenizer, texts, [consume], batch_size=batch_size,
            max_length=max_length, on_truncate=truncated, attention_reducer=reducer)
     return geo
-
-
-def _torch_moments() -> bool:
-    """Whether the per-layer moments of CPU batches are reduced in torch (``resident``):
-    with more than one torch thread torch's float64 update is faster than numpy's BLAS,
-    which competes with torch's spinning OpenMP threads between the forward passes (31
-    layers x 16 batches of 900 x 576: 2.2 s vs 3.4-5.0 s on 2 cores); on one thread numpy is
-    (3.7 s vs 2.0-2.9 s). Equal to round-off either way."""
-    import torch
-
-    return torch.get_num_threads() > 1
 
 
 def spectral_metrics(acc: Moments, basis: str = "raw", alpha_preset: str = "paper"
