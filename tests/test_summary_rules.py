@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import test_tempscale
+from test_summary import rec  # records by hand
 from test_tempscale import st  # noqa: F401 (fixture: a tiny random BERT embedder)
 
 from collapsekit.report.html import render
@@ -24,13 +25,6 @@ from collapsekit.report.summary import (
 )
 from collapsekit.results import Run
 from collapsekit.studies import STUDIES
-
-
-def rec(metric, value, section, lo=None, hi=None, **scope):
-    r = {"metric": metric, "value": value, "section": section, **scope}
-    if lo is not None:
-        r.update(ci_low=lo, ci_high=hi)
-    return r
 
 
 def only(findings, phenomenon):
