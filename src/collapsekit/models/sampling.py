@@ -1,6 +1,7 @@
 """Resumable, deterministic sampling from causal LMs: ``sample`` groups the prompts into
 forward passes, reuses the samples of its cache (:mod:`.sample_cache`) and decodes the rest
-(:mod:`.decoding`).
+(:mod:`.decoding`); ``sample_jobs`` does so for several prompt lists, each with its own k,
+decoding, seed and cache, in shared forward passes.
 
 Each sample i of a prompt draws its tokens by inverse-CDF sampling from its own stream of
 uniforms, made by a ``torch.Generator`` (on CPU) seeded from the sample's content key
@@ -117,7 +118,7 @@ def sample_jobs(model, tokenizer, jobs: Sequence[Job], *, model_key: str,
     if not isinstance(model_key, str) or not model_key:
         raise ValueError("model_key must be a non-empty string naming the model, e.g. its spec")
     batch_size = check_int("batch_size", batch_size, 1, optional=True)
-    # items: (job, id, text, decoding, seed, k) over all jobs, in order
+    # items: (job, id, text, decoding, seed) over all jobs, in order; ks: k of each item
     items, ks = [], []
     for n, job in enumerate(jobs):
         k = check_int("k", job.k, 1)
