@@ -118,7 +118,8 @@ def _summary(data: dict) -> str:
             f"<td data-label='reference'>{e(f.reference)}</td><td><span class='verdict {e(f.verdict)}' "
             f"title='{e(f.rule)}'>{e(f.verdict)}</span><sup>{len(rules)}</sup></td></tr>")
     head = ("<section id='summary'><h2>Summary</h2><p class='howto'>Each phenomenon's "
-            "headline metric, " + ("the later run's value against the first run's"
+            "headline metric, " + ("each later run's value against its reference (the first run's value; for "
+                                   "homogeneity, the models' own within-model similarity)"
                                    if compare else "this model's value [interval] against its "
                                    "reference") + " and a verdict; hover a verdict or see the "
             "numbered rules below the table for the rule that produced it.</p>")
