@@ -15,6 +15,7 @@ import pytest
 from conftest import make_model, make_tokenizer
 
 from collapsekit.errors import CollapsekitError
+from collapsekit.report.summary import INCONCLUSIVE, summarize
 from collapsekit.results import Run, load_run, read_table
 from collapsekit.studies import diversity as dv
 from collapsekit.studies import run_study
@@ -54,8 +55,16 @@ def test_homogeneity_matrix_and_temperature_sweep_by_hand(tmp_path):
     assert cell == {("A", "A", 0): 1.0, ("B", "B", 0): 0.0, ("A", "B", 0): 0.5,
                     ("B", "A", 0): 0.5, ("A", "A", 1): 0.0, ("B", "B", 1): 1.0,
                     ("A", "B", 1): 0.0, ("B", "A", 1): 0.0}
-    [ab] = records(run.path, "mean_hivemind_similarity", model_a="A", model_b="B")
+    [ab] = records(run.path, "cross_model_cosine", model_a="A", model_b="B")
     assert ab["value"] == 0.25 and ab["ci_low"] == 0.0 and ab["ci_high"] == 0.5
+    assert not records(run.path, "cross_model_cosine", model_a="B", model_b="A")  # once a pair
+    within = {r["model"]: r["value"] for r in records(run.path, "within_model_cosine")}
+    assert within == {"A": 0.5, "B": 0.5}  # (1 + 0) / 2 and (0 + 1) / 2
+    # the summary judges A–B against the mean within-model cosine 0.5: collapsed above
+    # 0.9 × 0.5 = 0.45; the interval [0, 0.5] straddles it
+    [row] = [f for f in summarize(json.loads((run.path / "metrics.json").read_text())["records"])
+             if f.metric == "cross_model_cosine"]
+    assert row.verdict == INCONCLUSIVE and "0.5" in row.reference
     assert not records(run.path, "hivemind_similarity", temperature=1.0)  # one model only
     # distinct-1 of A: T=0.3 prompts (3/6, 6/6) → 0.75; T=1.0 (6/6, 6/6) → 1.0
     d1 = {r["temperature"]: r["value"] for r in records(run.path, "mean_distinct_1", model="A")}

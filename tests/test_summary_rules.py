@@ -172,6 +172,23 @@ def test_cross_model_homogeneity_needs_both_within_cosines_away_from_zero():
     assert (f.verdict, f.reference) == (INCONCLUSIVE, "not recorded")
 
 
+
+def test_cross_model_homogeneity_takes_the_within_cosines_of_its_own_temperature():
+    """A diversity run with two temperatures: each cross-model row is judged against the
+    within-model cosines recorded at the same temperature (0.9 × 0.8 = 0.72 at T=0.3,
+    0.9 × 0.2 = 0.18 at T=1.0), not the first ones found."""
+    recs = []
+    for t, within, cross in ((0.3, 0.8, 0.3), (1.0, 0.2, 0.3)):
+        recs.append(rec("cross_model_cosine", cross, "homogeneity", cross - 0.02,
+                        cross + 0.02, model_a="A", model_b="B", temperature=t))
+        recs += [rec("within_model_cosine", within, "homogeneity", model=m, temperature=t)
+                 for m in "AB"]
+    got = {f.scope: f.verdict for f in summarize(recs)
+           if f.phenomenon == "cross-model homogeneity"}
+    assert got == {"model_a=A, model_b=B, temperature=0.3": HEALTHY,
+                   "model_a=A, model_b=B, temperature=1.0": COLLAPSED}
+
+
 def samples_run(path, spec, samples):
     run = Run(path, study="scan", config={"model": spec})
     run.meta(model={"spec": spec})

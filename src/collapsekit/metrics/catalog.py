@@ -267,13 +267,14 @@ CATALOG: dict[str, MetricInfo] = {
         "per prompt, mean cosine within one model's samples (row = col) or between two "
         "models' samples (row ≠ col)."),
     "cross_model_cosine": _m(
-        "cross-model cosine", "high", "cosine", "studies.compare.homogeneity_stage",
+        "cross-model cosine", "high", "cosine", "studies.diversity.record_homogeneity",
         "Jiang et al. 2025 (Artificial Hivemind)",
-        "mean over shared prompts of the cosine between the two runs' samples."),
+        "mean over (shared) prompts of the cosine between two models' or runs' samples."),
     "within_model_cosine": _m(
-        "within-model cosine", "high", "cosine", "studies.compare.homogeneity_stage",
+        "within-model cosine", "high", "cosine", "studies.diversity.record_homogeneity",
         "Jiang et al. 2025 (Artificial Hivemind)",
-        "mean over shared prompts of the pairwise cosine of one run's own samples."),
+        "mean over (shared) prompts of the pairwise cosine of one model's or run's own "
+        "samples."),
     "matched_records": _m("matched records", None, "count", "studies.compare.differences",
                           "collapsekit (compare)",
                           "records with the same metric and scope in both compared runs."),

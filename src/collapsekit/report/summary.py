@@ -187,8 +187,6 @@ NO_RULE = {
     "monitor alerts": "alerts raised during training; the monitor row judges RankMe",
     "comparison": "how many records matched across the runs",
     "sweep": "runs done and failed",
-    "homogeneity": "a verdict needs cross- and within-model cosines (collapsekit compare); "
-                   "the diversity study's mean_hivemind_similarity is drawn, not judged",
 }
 
 
@@ -314,10 +312,14 @@ def _axis_sorted(recs: list[dict], axis: str) -> list[dict]:
 
 def _references(rule: Rule, rec: dict, refs: list[dict]) -> list[dict]:
     """The baseline records of a judged record: of its run; with ``ref_join`` one per
-    judged field named there (all of them or none)."""
+    judged field named there (all of them or none), agreeing with it on every other scope
+    field both carry (e.g. the temperature of a diversity run)."""
     same = [x for x in refs if x.get("run") == rec.get("run")]
     if not rule.ref_join:
         return same[:1]
+    joined = set(rule.ref_join) | {g for fields in rule.ref_join.values() for g in fields}
+    same = [x for x in same if all(x[k] == rec[k] for k in set(x) & set(rec) - _IGNORED
+                                   - joined)]
     found = [next((x for x in same if x.get(f) == rec.get(g)), None)
              for f, fields in rule.ref_join.items() for g in fields]
     return [] if any(x is None for x in found) else found

@@ -24,7 +24,6 @@ import numpy as np
 from ..errors import InputFileError
 from ..io import read_samples
 from ..results import ANNOTATIONS, Run, load_run
-from ..stats.bootstrap import bootstrap_mean_ci
 
 _NOT_MATCHED = {"metric", "value", "study", "run", *ANNOTATIONS}
 
@@ -108,7 +107,7 @@ def homogeneity_stage(run, samples: dict[str, dict[str, list[str]]], *, seed: in
                       embedder=None) -> int:
     """Cross-model homogeneity records over the prompts every run sampled (≥ 2 samples
     each; ``samples``: label → prompt → texts); returns the number of shared prompts."""
-    from .diversity import homogeneity
+    from .diversity import homogeneity, record_homogeneity
 
     if embedder is None:
         from ..models.embedders import embed as embedder
@@ -129,13 +128,7 @@ def homogeneity_stage(run, samples: dict[str, dict[str, list[str]]], *, seed: in
     for r in rows:
         run.add("hivemind_similarity", r["value"], section="homogeneity",
                 prompt_id=ids[r["prompt_id"]], row=r["row"], col=r["col"])
-    pairs = [(a, b, "cross_model_cosine") for i, a in enumerate(labels) for b in labels[i + 1:]]
-    for a, b, name in pairs + [(m, m, "within_model_cosine") for m in labels]:
-        vals = [r["value"] for r in rows if (r["row"], r["col"]) == (a, b)]
-        mean, lo, hi = bootstrap_mean_ci(vals, seed=seed)
-        scope = {"model": a} if a == b else {"model_a": a, "model_b": b}
-        run.add(name, mean, ci_low=lo, ci_high=hi, section="homogeneity",
-                n_prompts=len(shared), **scope)
+    record_homogeneity(run, rows, labels, seed=seed)
     run.table("homogeneity", [{**r, "prompt": r["prompt_id"]} for r in rows])
     return len(shared)
 

@@ -180,6 +180,19 @@ def homogeneity(embs: dict, groups: dict) -> list[dict]:
     return rows
 
 
+def record_homogeneity(run, rows: list[dict], models: list, *, seed: int = 0, **scope) -> None:
+    """From :func:`homogeneity` rows: ``cross_model_cosine`` per pair of models and
+    ``within_model_cosine`` per model, means over prompts with percentile bootstrap CIs
+    (section ``homogeneity``; ``scope`` is added to each record)."""
+    pairs = [(a, b, "cross_model_cosine") for i, a in enumerate(models) for b in models[i + 1:]]
+    for a, b, name in pairs + [(m, m, "within_model_cosine") for m in models]:
+        vals = [r["value"] for r in rows if (r["row"], r["col"]) == (a, b)]
+        mean, lo, hi = bootstrap_mean_ci(vals, seed=seed)
+        where = {"model": a} if a == b else {"model_a": a, "model_b": b}
+        run.add(name, mean, ci_low=lo, ci_high=hi, section="homogeneity", n_prompts=len(vals),
+                **where, **scope)
+
+
 def seq_logprob(token_logprobs, how: str = "mean") -> float:
     """One sample's sequence log-prob for the likelihood semantic entropy: the mean token
     log-prob (length-normalised, the default of the reference codes) or the sum."""
@@ -251,11 +264,7 @@ def multi_stage(run, samples: dict, *, degeneration: dict | None = None, embedde
             for r in rows:
                 run.add("hivemind_similarity", r["value"], section="homogeneity",
                         prompt_id=r["prompt_id"], row=r["row"], col=r["col"], temperature=temp)
-            for (a, b), rs in _pairs(rows).items():
-                mean, low, high = bootstrap_mean_ci([r["value"] for r in rs], seed=seed)
-                run.add("mean_hivemind_similarity", mean, section="homogeneity", model_a=a,
-                        model_b=b, temperature=temp, ci_low=low, ci_high=high,
-                        n_groups=len(rs))
+            record_homogeneity(run, rows, list(gs), seed=seed, temperature=temp)
             hom_rows += [{**r, "prompt_id": str(r["prompt_id"]), "temperature": temp}
                          for r in rows]
         for (model, name), ss in (degeneration or {}).items():
@@ -272,13 +281,6 @@ def multi_stage(run, samples: dict, *, degeneration: dict | None = None, embedde
         if hom_rows:
             run.table("homogeneity", hom_rows)
     run.write()
-
-
-def _pairs(rows) -> dict:
-    out: dict = {}
-    for r in rows:
-        out.setdefault((r["row"], r["col"]), []).append(r)
-    return out
 
 
 def _slug(spec: str) -> str:
