@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,7 @@ import time
 from pathlib import Path
 
 from collapsekit.studies import run_study
+from regenerate import replace_block  # docs/ is on the path of a docs script
 
 DOCS = Path(__file__).resolve().parent
 DOC, OUT = DOCS / "concepts.md", DOCS / "concepts_numbers.json"
@@ -84,13 +84,7 @@ def main() -> None:
                 "block_index": block, "quick_wall_s": quick_wall(spec)}
             for m, (_, spec, block) in MODELS.items()}
     OUT.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    doc = DOC.read_text(encoding="utf-8")
-    new, n = re.subn(r"(<!-- numbers:concepts -->\n).*?(<!-- /numbers:concepts -->)",
-                     lambda m: m.group(1) + table(data) + "\n" + m.group(2), doc,
-                     flags=re.DOTALL)
-    if n != 1:
-        raise SystemExit(f"{DOC}: expected one <!-- numbers:concepts --> block, found {n}")
-    DOC.write_text(new, encoding="utf-8")
+    replace_block(DOC, "concepts", table(data))
     print(f"wrote {OUT} and the table of {DOC}")
 
 

@@ -9,12 +9,12 @@ models with seed 0.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import tempfile
 from pathlib import Path
 
 from collapsekit.studies import run_study
+from regenerate import replace_block  # docs/ is on the path of a docs script
 
 DOC = Path(__file__).with_name("numbers.md")
 MODELS = {"SmolLM2-135M-Instruct": "embedded:smollm2-135m-instruct",
@@ -116,12 +116,7 @@ def main() -> None:
     if "--print" in sys.argv:
         print(text)
         return
-    doc = DOC.read_text(encoding="utf-8")
-    new, n = re.subn(r"(<!-- numbers:numbers -->\n).*?(\n<!-- /numbers:numbers -->)",
-                     lambda m: m.group(1) + text + m.group(2), doc, flags=re.S)
-    if n != 1:
-        raise SystemExit(f"{DOC}: expected one <!-- numbers:numbers --> block, found {n}")
-    DOC.write_text(new, encoding="utf-8")
+    replace_block(DOC, "numbers", text)
     print(f"updated {DOC}")
 
 

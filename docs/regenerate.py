@@ -22,6 +22,19 @@ ROOT = DOCS.parent
 EXTRA = [ROOT / "benchmarks" / "judge_accuracy.py"]  # scripts outside docs/ that write docs/*.json
 
 
+def replace_block(doc: Path, name: str, text: str) -> None:
+    """Write ``text`` between the lines ``<!-- numbers:NAME -->`` and
+    ``<!-- /numbers:NAME -->`` of ``doc`` (exactly one such block)."""
+    import re
+
+    new, n = re.subn(rf"(<!-- numbers:{name} -->\n).*?(\n<!-- /numbers:{name} -->)",
+                     lambda m: m.group(1) + text + m.group(2), doc.read_text(encoding="utf-8"),
+                     flags=re.S)
+    if n != 1:
+        raise SystemExit(f"{doc}: expected one <!-- numbers:{name} --> block, found {n}")
+    doc.write_text(new, encoding="utf-8")
+
+
 def scripts(only=()) -> list[Path]:
     found = sorted(DOCS.glob("*_numbers.py")) + [p for p in EXTRA if p.is_file()]
     return [p for p in found if not only or any(p.stem.startswith(o) for o in only)]
